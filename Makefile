@@ -1,0 +1,30 @@
+# Restitution — the two commands a newcomer needs are `make run` and `make test`.
+SHELL := /bin/bash
+VENV := .venv
+UV := python3 -m uv
+PY := $(VENV)/bin/python
+
+.PHONY: run test lint setup clean
+
+setup:
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	@$(UV) sync --frozen --quiet
+
+run: setup
+	$(VENV)/bin/restitution policy show
+
+test: setup
+	@if [ -z "$$RESTITUTION_TEST_POSTGRES_URL" ]; then \
+	  echo "NOTE: RESTITUTION_TEST_POSTGRES_URL is not set: the PostgreSQL suite is SKIPPED (SQLite only)."; \
+	else \
+	  echo "PostgreSQL suite: ON ($$RESTITUTION_TEST_POSTGRES_URL)"; \
+	fi
+	$(PY) -m pytest
+
+lint: setup
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,34 @@
+"""Business days: weekends and a country's public holidays are skipped."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from functools import lru_cache
+
+import holidays
+
+
+@lru_cache(maxsize=64)
+def _holidays_for(country: str, year: int) -> frozenset[date]:
+    try:
+        calendar = holidays.country_holidays(country, years=year)
+    except NotImplementedError:
+        return frozenset()
+    return frozenset(calendar.keys())
+
+
+def is_business_day(day: date, country: str) -> bool:
+    return day.weekday() < 5 and day not in _holidays_for(country, day.year)
+
+
+def add_business_days(start: datetime, days: int, country: str) -> datetime:
+    """The same time of day, `days` business days after `start` (weekends, holidays skipped)."""
+    if days < 0:
+        raise ValueError("days must not be negative")
+    moment = start
+    remaining = days
+    while remaining:
+        moment += timedelta(days=1)
+        if is_business_day(moment.date(), country):
+            remaining -= 1
+    return moment

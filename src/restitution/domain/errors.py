@@ -1,0 +1,50 @@
+"""Domain errors carry a stable code; the API maps each kind to the contract's error type."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every refusal the domain can give. `code` is stable and machine-readable."""
+
+    kind = "invalid_request"
+
+    def __init__(self, code: str, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.param = param
+
+
+class InvalidInput(DomainError):
+    """The request itself is malformed or inconsistent (400/422 invalid_request)."""
+
+    kind = "invalid_request"
+
+
+class PolicyViolation(DomainError):
+    """The policy forbids it; `code` names the rule (422 policy_violation)."""
+
+    kind = "policy_violation"
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        param: str | None = None,
+        clauses: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(code, message, param=param)
+        self.clauses = clauses
+
+
+class Conflict(DomainError):
+    """The case's state does not allow the action now (409 conflict)."""
+
+    kind = "conflict"
+
+
+class Forbidden(DomainError):
+    """The actor may not take this action on this case (403 forbidden)."""
+
+    kind = "forbidden"

@@ -1,0 +1,98 @@
+"""The order as the marketplace pushed it: what was bought, paid, shipped and delivered."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from restitution.domain.money import Money, allocate
+
+
+@dataclass(frozen=True)
+class Address:
+    name: str
+    line1: str
+    city: str
+    postal_code: str
+    country: str
+    line2: str | None = None
+
+
+@dataclass(frozen=True)
+class SellerTerms:
+    free_return_shipping: bool = False
+    accepts_change_of_mind: bool = False
+    return_address: Address | None = None
+
+
+@dataclass(frozen=True)
+class Payment:
+    method: str
+    reference: str | None = None
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    line_id: str
+    sku: str
+    title: str
+    category: str
+    quantity: int
+    unit_amount: int
+    custom_made: bool = False
+
+
+@dataclass(frozen=True)
+class Order:
+    order_id: str
+    buyer_id: str
+    seller_id: str
+    currency: str
+    placed_at: datetime
+    payment: Payment
+    lines: tuple[OrderLine, ...]
+    shipping_amount: int = 0
+    shipped_at: datetime | None = None
+    delivered_at: datetime | None = None
+    promised_delivery_by: datetime | None = None
+    seller_terms: SellerTerms = field(default_factory=SellerTerms)
+    return_shipping_estimate: int | None = None
+    buyer_country: str | None = None
+
+    def line(self, line_id: str) -> OrderLine | None:
+        return next((line for line in self.lines if line.line_id == line_id), None)
+
+    def shipping_shares(self) -> dict[str, int]:
+        """Each line's exact share of the order's shipping charge, by line value."""
+        shares = allocate(
+            self.shipping_amount, [line.unit_amount * line.quantity for line in self.lines]
+        )
+        return {line.line_id: share for line, share in zip(self.lines, shares, strict=True)}
+
+    def paid_for_line(self, line_id: str) -> Money:
+        """What the buyer paid for the whole line: its price plus its share of shipping."""
+        line = self._line_or_raise(line_id)
+        return Money(
+            line.unit_amount * line.quantity + self.shipping_shares()[line_id], self.currency
+        )
+
+    def full_refund_for(self, line_id: str, quantity: int) -> Money:
+        """A full refund for `quantity` units: their price and their share of shipping.
+
+        Returning every unit gives back the whole shipping share; part of the units
+        gives back that fraction of it, rounded down, so that the parts never exceed it.
+        """
+        line = self._line_or_raise(line_id)
+        share = self.shipping_shares()[line_id]
+        shipping = share if quantity >= line.quantity else share * quantity // line.quantity
+        return Money(line.unit_amount * quantity + shipping, self.currency)
+
+    def item_value(self, line_id: str, quantity: int) -> Money:
+        line = self._line_or_raise(line_id)
+        return Money(line.unit_amount * quantity, self.currency)
+
+    def _line_or_raise(self, line_id: str) -> OrderLine:
+        line = self.line(line_id)
+        if line is None:
+            raise KeyError(line_id)
+        return line
