@@ -48,3 +48,15 @@ class Forbidden(DomainError):
     """The actor may not take this action on this case (403 forbidden)."""
 
     kind = "forbidden"
+
+
+class NotFound(DomainError):
+    """No such object, or not one this party may see (404 not_found)."""
+
+    kind = "not_found"
+
+
+class Unauthenticated(DomainError):
+    """No valid credentials (401 unauthenticated)."""
+
+    kind = "unauthenticated"

@@ -120,9 +120,7 @@ def allocate(total: int, weights: Sequence[int]) -> list[int]:
             parts[0] = total
         return parts
     parts = [total * w // weight_sum for w in weights]
-    remainders = sorted(
-        range(len(weights)), key=lambda i: (-(total * weights[i] % weight_sum), i)
-    )
+    remainders = sorted(range(len(weights)), key=lambda i: (-(total * weights[i] % weight_sum), i))
     for i in remainders[: total - sum(parts)]:
         parts[i] += 1
     return parts

@@ -67,7 +67,11 @@ class Policy:
         {"damaged", "significantly_not_as_described"}
     )
     # H1, H2
-    hygiene_categories: tuple[str, ...] = ("apparel/underwear", "apparel/swimwear", "jewelry/earrings")
+    hygiene_categories: tuple[str, ...] = (
+        "apparel/underwear",
+        "apparel/swimwear",
+        "jewelry/earrings",
+    )
     hygiene_exempt_reasons: frozenset[str] = frozenset(
         {"damaged", "not_received", "significantly_not_as_described"}
     )

@@ -1,0 +1,1 @@
+"""Storage on SQLAlchemy 2 Core: the same code on SQLite (embedded) and PostgreSQL."""

@@ -1,0 +1,432 @@
+"""Reads and writes inside one transaction (a `Database.transaction()` connection)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, exists, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from restitution.adapters.db import tables as t
+from restitution.adapters.db.codec import (
+    case_from_rows,
+    case_to_row,
+    offer_to_row,
+    order_from_row,
+    order_to_row,
+)
+from restitution.domain.cases import Case, Event
+from restitution.domain.errors import Conflict
+from restitution.domain.history import GENESIS_HASH, ChainedEvent, format_time, jsonable
+from restitution.domain.money import allocate
+from restitution.domain.orders import Order
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    chained: ChainedEvent
+    hash: str
+
+
+@dataclass(frozen=True)
+class CaseFilter:
+    status: str | None = None
+    order_id: str | None = None
+    buyer_id: str | None = None
+    seller_id: str | None = None
+    escalated_only: bool = False
+
+
+class Repository:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.is_postgres = conn.dialect.name == "postgresql"
+
+    # ------------------------------------------------------------------ orders
+
+    def get_order(self, order_id: str) -> Order | None:
+        row = self.conn.execute(select(t.orders).where(t.orders.c.order_id == order_id)).first()
+        return order_from_row(row) if row else None
+
+    def save_order(self, order: Order, now: datetime) -> bool:
+        """Insert or replace; True when the order is new."""
+        values = order_to_row(order)
+        updated = self.conn.execute(
+            update(t.orders)
+            .where(t.orders.c.order_id == order.order_id)
+            .values(**values, updated_at=now)
+        )
+        if updated.rowcount:
+            return False
+        self.conn.execute(insert(t.orders).values(**values, created_at=now, updated_at=now))
+        return True
+
+    def order_has_escalated_case(self, order_id: str) -> bool:
+        query = select(
+            exists().where(t.cases.c.order_id == order_id, t.cases.c.escalated_at.is_not(None))
+        )
+        return bool(self.conn.execute(query).scalar())
+
+    # ------------------------------------------------------------------ cases
+
+    def get_case(self, case_id: str, *, for_update: bool = False) -> Case | None:
+        query = select(t.cases).where(t.cases.c.id == case_id)
+        if for_update and self.is_postgres:
+            query = query.with_for_update()
+        row = self.conn.execute(query).first()
+        if row is None:
+            return None
+        lines = self.conn.execute(
+            select(t.case_lines)
+            .where(t.case_lines.c.case_id == case_id)
+            .order_by(t.case_lines.c.position)
+        ).all()
+        offers = self.conn.execute(
+            select(t.offers).where(t.offers.c.case_id == case_id).order_by(t.offers.c.position)
+        ).all()
+        return case_from_rows(row, list(lines), list(offers))
+
+    def list_cases(
+        self,
+        flt: CaseFilter,
+        *,
+        limit: int,
+        starting_after: str | None = None,
+        visible_to: tuple[str, str] | None = None,
+    ) -> tuple[list[Case], bool]:
+        """Newest first; `visible_to` = (column, party id) narrows to one party's cases."""
+        c = t.cases.c
+        conditions: list[Any] = []
+        for column, value in (
+            (c.status, flt.status),
+            (c.order_id, flt.order_id),
+            (c.buyer_id, flt.buyer_id),
+            (c.seller_id, flt.seller_id),
+        ):
+            if value is not None:
+                conditions.append(column == value)
+        if flt.escalated_only:
+            conditions.append(c.escalated_at.is_not(None))
+        if visible_to is not None:
+            conditions.append(getattr(c, visible_to[0]) == visible_to[1])
+        if starting_after is not None:
+            cursor = self.conn.execute(
+                select(c.created_at, c.id).where(c.id == starting_after)
+            ).first()
+            if cursor is not None:
+                conditions.append(
+                    or_(
+                        c.created_at < cursor.created_at,
+                        and_(c.created_at == cursor.created_at, c.id < cursor.id),
+                    )
+                )
+        ids = (
+            self.conn.execute(
+                select(c.id)
+                .where(*conditions)
+                .order_by(c.created_at.desc(), c.id.desc())
+                .limit(limit + 1)
+            )
+            .scalars()
+            .all()
+        )
+        found = [self.get_case(case_id) for case_id in ids[:limit]]
+        return [case for case in found if case is not None], len(ids) > limit
+
+    def open_case_ids_for_lines(self, order_id: str, line_ids: Sequence[str]) -> list[str]:
+        return list(
+            self.conn.execute(
+                select(t.case_lines.c.case_id).where(
+                    t.case_lines.c.order_id == order_id,
+                    t.case_lines.c.line_id.in_(line_ids),
+                    t.case_lines.c.is_open.is_(True),
+                )
+            ).scalars()
+        )
+
+    def granted_on_lines(self, order_id: str) -> dict[str, int]:
+        """Per line, what earlier cases granted or refunded (the cap's already-used part)."""
+        rows = self.conn.execute(
+            select(t.case_lines.c.line_id, func.sum(t.case_lines.c.granted_amount))
+            .where(t.case_lines.c.order_id == order_id)
+            .group_by(t.case_lines.c.line_id)
+        ).all()
+        return {line_id: int(total or 0) for line_id, total in rows}
+
+    def insert_case(self, case: Case, line_refundables: dict[str, int]) -> None:
+        try:
+            self.conn.execute(insert(t.cases).values(**case_to_row(case)))
+            self.conn.execute(
+                insert(t.case_lines),
+                [
+                    {
+                        "case_id": case.id,
+                        "line_id": line.line_id,
+                        "order_id": case.order_id,
+                        "quantity": line.quantity,
+                        "position": position,
+                        "refundable_amount": line_refundables[line.line_id],
+                        "granted_amount": 0,
+                        "is_open": True,
+                    }
+                    for position, line in enumerate(case.lines)
+                ],
+            )
+        except IntegrityError as exc:
+            raise Conflict(
+                "case_already_open", "one of these lines already has a case that is not resolved"
+            ) from exc
+        self._save_offers(case, set())
+        self._sync_deadline(None, case)
+
+    def update_case(self, before: Case, after: Case) -> None:
+        """Write `after` if nobody changed the case since `before` was read (optimistic lock)."""
+        result = self.conn.execute(
+            update(t.cases)
+            .where(t.cases.c.id == before.id, t.cases.c.version == before.version)
+            .values(**case_to_row(after))
+        )
+        if result.rowcount != 1:
+            raise Conflict(
+                "concurrent_update", "the case changed meanwhile; reload it and try again"
+            )
+        self._save_offers(after, {offer.id for offer in before.offers})
+        if after.refund_granted != before.refund_granted or after.is_resolved:
+            self._sync_lines(after)
+        self._sync_deadline(before, after)
+
+    def _save_offers(self, case: Case, existing: set[str]) -> None:
+        for position, offer in enumerate(case.offers):
+            row = offer_to_row(case.id, position, offer)
+            if offer.id in existing:
+                self.conn.execute(
+                    update(t.offers).where(t.offers.c.id == offer.id).values(status=offer.status)
+                )
+            else:
+                self.conn.execute(insert(t.offers).values(**row))
+
+    def _sync_lines(self, case: Case) -> None:
+        """Split the case's grant over its lines by what each may refund; free resolved lines."""
+        lines = self.conn.execute(
+            select(t.case_lines.c.line_id, t.case_lines.c.refundable_amount)
+            .where(t.case_lines.c.case_id == case.id)
+            .order_by(t.case_lines.c.position)
+        ).all()
+        granted = case.refunded or case.refund_granted
+        used = case.outcome not in ("withdrawn", "rejected", "expired", "replaced")
+        total = granted.amount if granted is not None and used else 0
+        parts = allocate(total, [line.refundable_amount for line in lines])
+        for line, part in zip(lines, parts, strict=True):
+            self.conn.execute(
+                update(t.case_lines)
+                .where(t.case_lines.c.case_id == case.id, t.case_lines.c.line_id == line.line_id)
+                .values(granted_amount=part, is_open=not case.is_resolved)
+            )
+
+    def _sync_deadline(self, before: Case | None, after: Case) -> None:
+        old = before.deadline if before else None
+        if old == after.deadline:
+            return
+        if old is not None:
+            self.conn.execute(
+                update(t.deadlines)
+                .where(
+                    t.deadlines.c.case_id == after.id,
+                    t.deadlines.c.fired_at.is_(None),
+                    t.deadlines.c.cleared_at.is_(None),
+                )
+                .values(cleared_at=after.updated_at)
+            )
+        new = after.deadline
+        if new is not None:
+            self.conn.execute(
+                insert(t.deadlines).values(
+                    case_id=after.id,
+                    kind=new.kind,
+                    action=new.action,
+                    party=new.party,
+                    auto=new.auto,
+                    due_at=new.due_at,
+                )
+            )
+
+    # ------------------------------------------------------------------ deadlines
+
+    def due_deadlines(self, now: datetime, limit: int) -> list[Any]:
+        d = t.deadlines.c
+        query = (
+            select(t.deadlines)
+            .where(d.fired_at.is_(None), d.cleared_at.is_(None), d.auto.is_(True), d.due_at <= now)
+            .order_by(d.due_at, d.id)
+            .limit(limit)
+        )
+        if self.is_postgres:
+            query = query.with_for_update(skip_locked=True)
+        return list(self.conn.execute(query).all())
+
+    def mark_deadline_fired(self, deadline_id: int, now: datetime) -> None:
+        self.conn.execute(
+            update(t.deadlines).where(t.deadlines.c.id == deadline_id).values(fired_at=now)
+        )
+
+    # ------------------------------------------------------------------ events
+
+    def append_event(self, case_id: str, event_id: str, event: Event) -> StoredEvent:
+        last = self.conn.execute(
+            select(t.events.c.seq, t.events.c.hash)
+            .where(t.events.c.case_id == case_id)
+            .order_by(t.events.c.seq.desc())
+            .limit(1)
+        ).first()
+        chained = ChainedEvent(
+            id=event_id,
+            case_id=case_id,
+            seq=last.seq + 1 if last else 1,
+            type=event.type,
+            actor_role=event.actor.role,
+            actor_id=event.actor.id,
+            at=format_time(event.at),
+            data=jsonable(event.data),
+            clauses=list(event.clauses),
+            prev_hash=last.hash if last else GENESIS_HASH,
+        )
+        digest = chained.compute_hash()
+        self.conn.execute(
+            insert(t.events).values(
+                id=event_id,
+                case_id=case_id,
+                seq=chained.seq,
+                type=chained.type,
+                actor_role=chained.actor_role,
+                actor_id=chained.actor_id,
+                at=event.at,
+                data=chained.data,
+                clauses=chained.clauses,
+                prev_hash=chained.prev_hash,
+                hash=digest,
+            )
+        )
+        return StoredEvent(chained, digest)
+
+    def case_events(self, case_id: str) -> list[StoredEvent]:
+        rows = self.conn.execute(
+            select(t.events).where(t.events.c.case_id == case_id).order_by(t.events.c.seq)
+        ).all()
+        return [
+            StoredEvent(
+                ChainedEvent(
+                    id=row.id,
+                    case_id=row.case_id,
+                    seq=row.seq,
+                    type=row.type,
+                    actor_role=row.actor_role,
+                    actor_id=row.actor_id,
+                    at=format_time(row.at),
+                    data=row.data,
+                    clauses=list(row.clauses),
+                    prev_hash=row.prev_hash,
+                ),
+                row.hash,
+            )
+            for row in rows
+        ]
+
+    def case_ids_with_events(self) -> list[str]:
+        return list(
+            self.conn.execute(
+                select(t.events.c.case_id).distinct().order_by(t.events.c.case_id)
+            ).scalars()
+        )
+
+    def add_outbox(
+        self, event_id: str, event_type: str, payload: dict[str, Any], now: datetime
+    ) -> None:
+        self.conn.execute(
+            insert(t.outbox).values(
+                event_id=event_id,
+                type=event_type,
+                payload=payload,
+                created_at=now,
+                next_attempt_at=now,
+            )
+        )
+
+    # ------------------------------------------------------------------ refunds
+
+    def insert_refund(self, values: dict[str, Any]) -> None:
+        self.conn.execute(insert(t.refunds).values(**values))
+
+    def get_refund(self, refund_id: str) -> Any:
+        return self.conn.execute(select(t.refunds).where(t.refunds.c.id == refund_id)).first()
+
+    def refund_for_case(self, case_id: str) -> Any:
+        return self.conn.execute(select(t.refunds).where(t.refunds.c.case_id == case_id)).first()
+
+    def list_refunds(
+        self, case_ids: Sequence[str] | None, *, limit: int, after: str | None
+    ) -> tuple[list[Any], bool]:
+        r = t.refunds.c
+        conditions: list[Any] = []
+        if case_ids is not None:
+            conditions.append(r.case_id.in_(case_ids))
+        if after is not None:
+            conditions.append(r.id < after)
+        rows = self.conn.execute(
+            select(t.refunds).where(*conditions).order_by(r.id.desc()).limit(limit + 1)
+        ).all()
+        return list(rows[:limit]), len(rows) > limit
+
+    def set_refund_status(self, refund_id: str, status: str, now: datetime) -> None:
+        self.conn.execute(
+            update(t.refunds)
+            .where(t.refunds.c.id == refund_id)
+            .values(status=status, updated_at=now)
+        )
+
+    def record_attempt(self, values: dict[str, Any]) -> bool:
+        """Insert a gateway attempt; False when its idempotency key was already used."""
+        try:
+            with self.conn.begin_nested():
+                self.conn.execute(insert(t.refund_attempts).values(**values))
+        except IntegrityError:
+            return False
+        return True
+
+    def case_ids_visible_to(self, column: str, party_id: str) -> list[str]:
+        return list(
+            self.conn.execute(
+                select(t.cases.c.id).where(getattr(t.cases.c, column) == party_id)
+            ).scalars()
+        )
+
+    def case_ids_escalated(self) -> list[str]:
+        return list(
+            self.conn.execute(
+                select(t.cases.c.id).where(t.cases.c.escalated_at.is_not(None))
+            ).scalars()
+        )
+
+    # ------------------------------------------------------------------ attachments
+
+    def insert_attachment(self, values: dict[str, Any]) -> None:
+        self.conn.execute(insert(t.attachments).values(**values))
+
+    def get_attachment(self, attachment_id: str) -> Any:
+        return self.conn.execute(
+            select(t.attachments).where(t.attachments.c.id == attachment_id)
+        ).first()
+
+    def link_attachments(self, attachment_ids: Sequence[str], case_id: str) -> None:
+        self.conn.execute(
+            update(t.attachments)
+            .where(t.attachments.c.id.in_(attachment_ids), t.attachments.c.case_id.is_(None))
+            .values(case_id=case_id)
+        )
+
+    # ------------------------------------------------------------------ messages
+
+    def insert_message(self, values: dict[str, Any]) -> None:
+        self.conn.execute(insert(t.messages).values(**values))

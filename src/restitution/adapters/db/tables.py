@@ -1,0 +1,291 @@
+"""The schema. Alembic migrations under `migrations/` create exactly this."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out, on SQLite (which stores naive text) as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _ts(name: str, nullable: bool = True) -> Column[datetime]:
+    return Column(name, UTCDateTime(), nullable=nullable)
+
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("order_id", String(200), primary_key=True),
+    Column("buyer_id", String(200), nullable=False, index=True),
+    Column("seller_id", String(200), nullable=False, index=True),
+    Column("currency", String(3), nullable=False),
+    _ts("placed_at", nullable=False),
+    _ts("shipped_at"),
+    _ts("delivered_at"),
+    _ts("promised_delivery_by"),
+    Column("shipping_amount", BigInteger, nullable=False),
+    Column("payment_method", String(64), nullable=False),
+    Column("payment_reference", String(200)),
+    Column("seller_terms", JSON, nullable=False),
+    Column("return_shipping_estimate", BigInteger),
+    Column("buyer_country", String(2)),
+    Column("lines", JSON, nullable=False),
+    _ts("created_at", nullable=False),
+    _ts("updated_at", nullable=False),
+)
+
+cases = Table(
+    "cases",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("order_id", String(200), ForeignKey("orders.order_id"), nullable=False, index=True),
+    Column("buyer_id", String(200), nullable=False, index=True),
+    Column("seller_id", String(200), nullable=False, index=True),
+    Column("currency", String(3), nullable=False),
+    Column("reason", String(64), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("status", String(40), nullable=False, index=True),
+    Column("outcome", String(40)),
+    Column("refundable_amount", BigInteger, nullable=False),
+    Column("refund_granted_amount", BigInteger),
+    Column("refunded_amount", BigInteger),
+    Column("default_return_payer", String(10), nullable=False),
+    Column("return_address", JSON),
+    Column("holiday_country", String(2), nullable=False),
+    Column("policy_id", String(100), nullable=False),
+    Column("policy_version", Integer, nullable=False),
+    Column("agreed_offer_id", String(40)),
+    _ts("seller_first_answer_at"),
+    _ts("escalated_at"),
+    Column("return_shipment", JSON),
+    Column("replacement_shipment", JSON),
+    Column("deadline", JSON),
+    _ts("created_at", nullable=False),
+    _ts("updated_at", nullable=False),
+    _ts("status_since", nullable=False),
+    Column("version", Integer, nullable=False),
+)
+
+case_lines = Table(
+    "case_lines",
+    metadata,
+    Column("case_id", String(40), ForeignKey("cases.id"), primary_key=True),
+    Column("line_id", String(200), primary_key=True),
+    Column("order_id", String(200), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("position", Integer, nullable=False),
+    # What this case may refund on this line, and what it was granted (split over its lines).
+    Column("refundable_amount", BigInteger, nullable=False),
+    Column("granted_amount", BigInteger, nullable=False, server_default=text("0")),
+    Column("is_open", Boolean, nullable=False),
+    # A line has at most one case that is not resolved.
+    Index(
+        "uq_case_lines_open_line",
+        "order_id",
+        "line_id",
+        unique=True,
+        sqlite_where=text("is_open"),
+        postgresql_where=text("is_open"),
+    ),
+    Index("ix_case_lines_order_line", "order_id", "line_id"),
+)
+
+offers = Table(
+    "offers",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("case_id", String(40), ForeignKey("cases.id"), nullable=False, index=True),
+    Column("position", Integer, nullable=False),
+    Column("by", String(10), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("amount", BigInteger),
+    Column("return_required", Boolean, nullable=False),
+    Column("return_shipping_paid_by", String(10), nullable=False),
+    Column("status", String(20), nullable=False),
+    _ts("created_at", nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("case_id", String(40), ForeignKey("cases.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("actor_role", String(20), nullable=False),
+    Column("actor_id", String(200)),
+    _ts("at", nullable=False),
+    Column("data", JSON, nullable=False),
+    Column("clauses", JSON, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    UniqueConstraint("case_id", "seq"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("case_id", String(40), ForeignKey("cases.id"), nullable=False, index=True),
+    Column("author_role", String(20), nullable=False),
+    Column("author_id", String(200)),
+    Column("body", Text, nullable=False),
+    Column("attachments", JSON, nullable=False),
+    _ts("created_at", nullable=False),
+)
+
+attachments = Table(
+    "attachments",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("owner_role", String(20), nullable=False),
+    Column("owner_id", String(200)),
+    Column("case_id", String(40), ForeignKey("cases.id"), index=True),
+    Column("filename", String(255)),
+    Column("content_type", String(100), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("storage_key", String(200), nullable=False),
+    _ts("created_at", nullable=False),
+)
+
+refunds = Table(
+    "refunds",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    # One grant per case: the decision to refund; attempts execute it.
+    Column("case_id", String(40), ForeignKey("cases.id"), nullable=False, unique=True),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("method", String(64), nullable=False),
+    Column("payment_reference", String(200)),
+    Column("status", String(20), nullable=False),
+    _ts("expected_by", nullable=False),
+    _ts("created_at", nullable=False),
+    _ts("updated_at", nullable=False),
+)
+
+refund_attempts = Table(
+    "refund_attempts",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("refund_id", String(40), ForeignKey("refunds.id"), nullable=False, index=True),
+    Column("idempotency_key", String(100), nullable=False, unique=True),
+    Column("gateway", String(40), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("error", Text),
+    _ts("created_at", nullable=False),
+)
+
+deadlines = Table(
+    "deadlines",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("case_id", String(40), ForeignKey("cases.id"), nullable=False, index=True),
+    Column("kind", String(4), nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("party", String(20), nullable=False),
+    Column("auto", Boolean, nullable=False),
+    _ts("due_at", nullable=False),
+    _ts("fired_at"),
+    _ts("cleared_at"),
+    _ts("reminded_at"),
+    Index(
+        "ix_deadlines_pending",
+        "due_at",
+        postgresql_where=text("fired_at IS NULL AND cleared_at IS NULL"),
+        sqlite_where=text("fired_at IS NULL AND cleared_at IS NULL"),
+    ),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("principal", String(250), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("status_code", Integer, nullable=False),
+    Column("response_body", Text, nullable=False),
+    _ts("created_at", nullable=False),
+)
+
+party_tokens = Table(
+    "party_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("role", String(20), nullable=False),
+    Column("party_id", String(200), nullable=False),
+    _ts("expires_at", nullable=False),
+    _ts("created_at", nullable=False),
+)
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("events", JSON, nullable=False),
+    Column("secret", String(100), nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    _ts("created_at", nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(40), nullable=False, index=True),
+    Column("type", String(64), nullable=False),
+    Column("payload", JSON, nullable=False),
+    _ts("created_at", nullable=False),
+    _ts("delivered_at"),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    _ts("next_attempt_at"),
+)

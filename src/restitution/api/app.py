@@ -1,0 +1,36 @@
+"""The HTTP application: the contract's routes, its error shape, idempotency."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from restitution import __version__
+from restitution.api import errors
+from restitution.api.idempotency import IdempotencyMiddleware
+from restitution.api.routes import attachments, cases, orders, refunds, system, tokens, webhooks
+from restitution.services.context import App
+
+DESCRIPTION = """Buyer protection for marketplaces: disputes, returns and refunds.
+
+Authenticate with `Authorization: Bearer <operator key or party token>`. Money is
+`{"amount": <integer minor units>, "currency": "USD"}`; times are RFC 3339 in UTC.
+Every POST accepts `Idempotency-Key`."""
+
+
+def create_api(app: App, operator_key: str) -> FastAPI:
+    api = FastAPI(
+        title="Restitution API",
+        version=__version__,
+        description=DESCRIPTION,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    api.state.restitution = app
+    api.state.operator_key = operator_key
+    errors.install(api)
+    api.add_middleware(IdempotencyMiddleware)
+    for module in (system, tokens, orders, cases, attachments, refunds, webhooks):
+        api.include_router(module.router)
+    if app.settings.test_clock:
+        api.include_router(system.test_clock_router)
+    return api

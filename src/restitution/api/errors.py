@@ -1,0 +1,90 @@
+"""The contract's error shape for every failure: {"error": {type, code, message, param}}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from restitution.domain.errors import DomainError, PolicyViolation
+
+log = structlog.get_logger()
+
+STATUS_BY_KIND = {
+    "invalid_request": 400,
+    "unauthenticated": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "conflict": 409,
+    "policy_violation": 422,
+    "rate_limited": 429,
+}
+KIND_BY_STATUS = {
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "invalid_request",
+    409: "conflict",
+    413: "invalid_request",
+    415: "invalid_request",
+    429: "rate_limited",
+}
+
+
+def error_body(
+    kind: str, code: str, message: str, param: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    error: dict[str, Any] = {"type": kind, "code": code, "message": message, "param": param}
+    error.update(extra)
+    return {"error": error}
+
+
+def error_response(
+    status: int, kind: str, code: str, message: str, param: str | None = None, **extra: Any
+) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(error_body(kind, code, message, param, **extra), status, headers=headers)
+
+
+def _param(loc: tuple[Any, ...]) -> str | None:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or None
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
+        extra: dict[str, Any] = {}
+        if isinstance(exc, PolicyViolation) and exc.clauses:
+            extra["clauses"] = list(exc.clauses)
+        return error_response(
+            STATUS_BY_KIND[exc.kind], exc.kind, exc.code, exc.message, exc.param, **extra
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        loc = tuple(first.get("loc", ()))
+        code = "invalid_json" if first.get("type") == "json_invalid" else "invalid_field"
+        message = str(first.get("msg", "the request is not valid"))
+        param = _param(loc)
+        if param:
+            message = f"{param}: {message}"
+        return error_response(400, "invalid_request", code, message, param)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = KIND_BY_STATUS.get(exc.status_code, "invalid_request")
+        code = "route_not_found" if exc.status_code == 404 else f"http_{exc.status_code}"
+        return error_response(exc.status_code, kind, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled_error", path=request.url.path)
+        return error_response(
+            500, "api_error", "internal_error", "something went wrong on our side"
+        )

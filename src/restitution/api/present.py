@@ -1,0 +1,166 @@
+"""Domain objects as the contract's JSON (API.md): money as {amount, currency}, RFC 3339 times."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from restitution.adapters.db.codec import address_to_json
+from restitution.adapters.db.repository import StoredEvent
+from restitution.domain.cases import Case, Shipment
+from restitution.domain.history import format_time, jsonable
+from restitution.domain.money import Money
+from restitution.domain.orders import Order
+from restitution.domain.policy import Policy
+
+
+def _time(value: Any) -> str | None:
+    return format_time(value) if value is not None else None
+
+
+def money(amount: int, currency: str) -> dict[str, Any]:
+    return {"amount": amount, "currency": currency}
+
+
+def order_json(order: Order) -> dict[str, Any]:
+    terms = order.seller_terms
+    return {
+        "object": "order",
+        "order_id": order.order_id,
+        "buyer_id": order.buyer_id,
+        "seller_id": order.seller_id,
+        "currency": order.currency,
+        "placed_at": _time(order.placed_at),
+        "shipped_at": _time(order.shipped_at),
+        "delivered_at": _time(order.delivered_at),
+        "promised_delivery_by": _time(order.promised_delivery_by),
+        "shipping_amount": order.shipping_amount,
+        "payment": {"method": order.payment.method, "reference": order.payment.reference},
+        "lines": [
+            {
+                "line_id": line.line_id,
+                "sku": line.sku,
+                "title": line.title,
+                "category": line.category,
+                "quantity": line.quantity,
+                "unit_amount": line.unit_amount,
+                "custom_made": line.custom_made,
+            }
+            for line in order.lines
+        ],
+        "seller_terms": {
+            "free_return_shipping": terms.free_return_shipping,
+            "accepts_change_of_mind": terms.accepts_change_of_mind,
+            "return_address": address_to_json(terms.return_address),
+        },
+        "return_shipping_estimate": order.return_shipping_estimate,
+        "buyer_country": order.buyer_country,
+    }
+
+
+def _shipment(shipment: Shipment | None) -> dict[str, Any] | None:
+    if shipment is None:
+        return None
+    return {
+        "address": address_to_json(shipment.address),
+        "label_url": shipment.label_url,
+        "carrier": shipment.carrier,
+        "tracking_number": shipment.tracking_number,
+        "shipped_at": _time(shipment.shipped_at),
+        "delivered_at": _time(shipment.delivered_at),
+        "postage_paid": shipment.postage_paid.to_dict() if shipment.postage_paid else None,
+    }
+
+
+def case_json(case: Case) -> dict[str, Any]:
+    current = case.current_offer
+    deadline = case.deadline
+    refunded: Money = case.refunded_amount
+    return {
+        "id": case.id,
+        "object": "case",
+        "order_id": case.order_id,
+        "buyer_id": case.buyer_id,
+        "seller_id": case.seller_id,
+        "lines": [{"line_id": line.line_id, "quantity": line.quantity} for line in case.lines],
+        "reason": case.reason,
+        "description": case.description,
+        "status": case.status,
+        "outcome": case.outcome,
+        "current_offer": jsonable(current.to_dict()) if current else None,
+        "offers": [jsonable(offer.to_dict()) for offer in case.offers],
+        "refundable": case.refundable.to_dict(),
+        "refunded": refunded.to_dict(),
+        "refund_granted": case.refund_granted.to_dict() if case.refund_granted else None,
+        "deadline": {
+            "kind": deadline.kind,
+            "action": deadline.action,
+            "party": deadline.party,
+            "due_at": format_time(deadline.due_at),
+            "automatic": deadline.auto,
+        }
+        if deadline
+        else None,
+        "return": _shipment(case.return_shipment),
+        "replacement": _shipment(case.replacement_shipment),
+        "escalated_at": _time(case.escalated_at),
+        "policy": {"id": case.policy_id, "version": case.policy_version},
+        "version": case.version,
+        "created_at": format_time(case.created_at),
+        "updated_at": format_time(case.updated_at),
+    }
+
+
+def event_json(stored: StoredEvent, policy: Policy) -> dict[str, Any]:
+    event = stored.chained
+    return {
+        "id": event.id,
+        "object": "event",
+        "case_id": event.case_id,
+        "seq": event.seq,
+        "type": event.type,
+        "actor": event.actor_role,
+        "actor_id": event.actor_id,
+        "at": event.at,
+        "data": event.data,
+        "clauses": [_clause(policy, clause_id) for clause_id in event.clauses],
+        "prev_hash": event.prev_hash,
+        "hash": stored.hash,
+    }
+
+
+def _clause(policy: Policy, clause_id: str) -> dict[str, str]:
+    try:
+        return policy.clause(clause_id).to_dict()
+    except KeyError:
+        return {"id": clause_id, "text": ""}
+
+
+def refund_json(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "object": "refund",
+        "case_id": row.case_id,
+        "amount": money(row.amount, row.currency),
+        "method": row.method,
+        "payment_reference": row.payment_reference,
+        "status": row.status,
+        "expected_by": format_time(row.expected_by),
+        "created_at": format_time(row.created_at),
+    }
+
+
+def attachment_json(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "object": "attachment",
+        "content_type": row.content_type,
+        "size": row.size,
+        "sha256": row.sha256,
+        "filename": row.filename,
+        "case_id": row.case_id,
+        "created_at": format_time(row.created_at),
+    }
+
+
+def page(data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
+    return {"object": "list", "data": data, "has_more": has_more}

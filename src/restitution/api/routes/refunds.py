@@ -1,0 +1,42 @@
+"""Refunds: the list, and the operator's confirmation of refunds it executed."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+
+from restitution.api.deps import AppDep, OperatorDep, PrincipalDep
+from restitution.api.present import page, refund_json
+from restitution.api.schemas import RefundFailedIn
+from restitution.services import refunds as service
+
+router = APIRouter(prefix="/v1/refunds", tags=["refunds"])
+RefundId = Annotated[str, Path(max_length=200)]
+
+
+@router.get("", summary="List refunds")
+def list_refunds(
+    app: AppDep,
+    principal: PrincipalDep,
+    case_id: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    starting_after: Annotated[str | None, Query(max_length=200)] = None,
+) -> dict[str, Any]:
+    rows, has_more = service.list_refunds(
+        app, principal, case_id, limit=limit, starting_after=starting_after
+    )
+    return page([refund_json(row) for row in rows], has_more)
+
+
+@router.post("/{refund_id}/succeeded", summary="The marketplace executed the refund")
+def succeeded(refund_id: RefundId, app: AppDep, principal: OperatorDep) -> dict[str, Any]:
+    return refund_json(service.confirm(app, principal, refund_id, succeeded=True))
+
+
+@router.post("/{refund_id}/failed", summary="The marketplace could not execute the refund")
+def failed(
+    refund_id: RefundId, app: AppDep, principal: OperatorDep, body: RefundFailedIn | None = None
+) -> dict[str, Any]:
+    reason = body.reason if body else ""
+    return refund_json(service.confirm(app, principal, refund_id, succeeded=False, reason=reason))

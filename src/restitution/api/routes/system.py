@@ -1,0 +1,56 @@
+"""Health, and the test clock (only with RESTITUTION_TEST_CLOCK=1, never in production)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from sqlalchemy import text
+
+from restitution.api.deps import AppDep, OperatorDep
+from restitution.api.schemas import TestClockIn
+from restitution.domain.errors import InvalidInput, NotFound
+from restitution.domain.history import format_time
+from restitution.services.clock import TestClock
+from restitution.services.deadlines import fire_due
+
+router = APIRouter(tags=["system"])
+test_clock_router = APIRouter(tags=["test clock"])
+
+
+@router.get("/healthz", summary="Liveness and database check")
+def healthz(app: AppDep) -> dict[str, Any]:
+    with app.db.transaction(write=False) as conn:
+        conn.execute(text("SELECT 1"))
+    return {"status": "ok", "database": "ok"}
+
+
+def _test_clock(request: Request, app: Any) -> TestClock:
+    if not isinstance(app.clock, TestClock):
+        raise NotFound("route_not_found", f"no route {request.url.path}")
+    return app.clock
+
+
+@test_clock_router.get("/v1/test/clock", summary="The test clock (RESTITUTION_TEST_CLOCK=1 only)")
+def get_clock(request: Request, app: AppDep) -> dict[str, Any]:
+    return {"now": format_time(_test_clock(request, app).now())}
+
+
+@test_clock_router.post("/v1/test/clock", summary="Move the test clock and fire what falls due")
+def move_clock(
+    request: Request, body: TestClockIn, app: AppDep, principal: OperatorDep
+) -> dict[str, Any]:
+    clock = _test_clock(request, app)
+    if (body.advance_seconds is None) == (body.now is None):
+        raise InvalidInput(
+            "invalid_clock_move", "give exactly one of advance_seconds and now", param="now"
+        )
+    try:
+        if body.now is not None:
+            now = clock.set(body.now)
+        else:
+            now = clock.advance(body.advance_seconds or 0)
+    except ValueError as exc:
+        raise InvalidInput("clock_backwards", str(exc), param="now") from exc
+    processed = fire_due(app, now)
+    return {"now": format_time(now), "processed": processed}

@@ -1,0 +1,163 @@
+"""Request bodies of the public contract (API.md). Integers are strict: "1000" and 10.5 fail."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+
+from restitution.domain.policy import REASONS
+
+Text = Annotated[StrictStr, Field(max_length=10_000)]
+Id = Annotated[StrictStr, Field(min_length=1, max_length=200)]
+ShortText = Annotated[StrictStr, Field(max_length=500)]
+Amount = Annotated[StrictInt, Field(ge=0, le=10**15)]
+Currency = Annotated[StrictStr, Field(pattern=r"^[A-Z]{3}$")]
+Country = Annotated[StrictStr, Field(pattern=r"^[A-Z]{2}$")]
+Reason = Literal[REASONS]  # type: ignore[valid-type]
+Party = Literal["buyer", "seller"]
+ActingAs = Literal["buyer", "seller", "mediator"]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class MoneyIn(Body):
+    amount: Amount
+    currency: Currency
+
+
+class PartyTokenIn(Body):
+    role: Literal["buyer", "seller", "mediator"]
+    party_id: Id
+    ttl_seconds: StrictInt | None = None
+
+
+class AddressIn(Body):
+    name: ShortText
+    line1: ShortText
+    line2: ShortText | None = None
+    city: ShortText
+    postal_code: Annotated[StrictStr, Field(max_length=40)]
+    country: Country
+
+
+class SellerTermsIn(Body):
+    free_return_shipping: StrictBool = False
+    accepts_change_of_mind: StrictBool = False
+    return_address: AddressIn | None = None
+
+
+class PaymentIn(Body):
+    method: Annotated[StrictStr, Field(min_length=1, max_length=64)]
+    reference: ShortText | None = None
+
+
+class OrderLineIn(Body):
+    line_id: Id
+    sku: ShortText = ""
+    title: ShortText = ""
+    category: Annotated[StrictStr, Field(max_length=200)] = ""
+    quantity: Annotated[StrictInt, Field(ge=1, le=1_000_000)]
+    unit_amount: Amount
+    custom_made: StrictBool = False
+
+
+class OrderIn(Body):
+    buyer_id: Id
+    seller_id: Id
+    currency: Currency
+    placed_at: AwareDatetime
+    shipped_at: AwareDatetime | None = None
+    delivered_at: AwareDatetime | None = None
+    promised_delivery_by: AwareDatetime | None = None
+    shipping_amount: Amount = 0
+    payment: PaymentIn
+    lines: Annotated[list[OrderLineIn], Field(min_length=1, max_length=500)]
+    seller_terms: SellerTermsIn = SellerTermsIn()
+    return_shipping_estimate: Amount | None = None
+    buyer_country: Country | None = None
+
+
+class OfferIn(Body):
+    kind: Literal["refund", "replacement"]
+    amount: MoneyIn | None = None
+    return_required: StrictBool = False
+    return_shipping_paid_by: Party | None = None
+
+
+class CaseLineIn(Body):
+    line_id: Id
+    quantity: Annotated[StrictInt, Field(ge=1, le=1_000_000)] | None = None
+
+
+class CaseOpenIn(Body):
+    order_id: Id
+    lines: Annotated[list[CaseLineIn], Field(min_length=1, max_length=500)]
+    reason: Reason
+    description: Text = ""
+    request: OfferIn
+    attachments: Annotated[list[Id], Field(max_length=50)] = []
+
+
+class ActionIn(Body):
+    """Fields every action accepts: the operator may say which party it acts for."""
+
+    acting_as: ActingAs | None = None
+
+
+class OfferActionIn(OfferIn, ActionIn):
+    pass
+
+
+class ReasonIn(ActionIn):
+    reason: Text = ""
+
+
+class MessageIn(ActionIn):
+    body: Text = ""
+    attachments: Annotated[list[Id], Field(max_length=50)] = []
+
+
+class DecisionIn(ActionIn):
+    kind: Literal["refund", "replacement", "reject"]
+    amount: MoneyIn | None = None
+    return_required: StrictBool = False
+    return_shipping_paid_by: Party | None = None
+    note: Text = ""
+
+
+class LabelIn(ActionIn):
+    carrier: Annotated[StrictStr, Field(min_length=1, max_length=100)]
+    label_url: Annotated[StrictStr, Field(min_length=1, max_length=2000, pattern=r"^https?://")]
+
+
+class ShipmentIn(ActionIn):
+    carrier: Annotated[StrictStr, Field(min_length=1, max_length=100)]
+    tracking_number: Annotated[StrictStr, Field(min_length=1, max_length=100)]
+    postage_paid: MoneyIn | None = None
+
+
+class InspectionIn(ActionIn):
+    passed: StrictBool
+    note: Text = ""
+    attachments: Annotated[list[Id], Field(max_length=50)] = []
+
+
+class RefundFailedIn(Body):
+    reason: Text = ""
+
+
+class WebhookEndpointIn(Body):
+    url: Annotated[StrictStr, Field(min_length=1, max_length=2000)]
+    events: Annotated[
+        list[Annotated[StrictStr, Field(max_length=100)]], Field(min_length=1, max_length=100)
+    ]
+
+
+class TestClockIn(Body):
+    __test__ = False
+
+    advance_seconds: Annotated[StrictInt, Field(ge=0, le=10 * 365 * 86400)] | None = None
+    now: AwareDatetime | None = None

@@ -1,0 +1,139 @@
+"""Advice for the buyer (the seed's tips made into features), each citing the clauses behind it.
+
+- return or keep: when return postage the buyer would pay is a large share of the item's price,
+  suggest keeping the item and asking for a partial refund (S1, R2);
+- when the refund should arrive, in business days for the payment method (F1);
+- what evidence to gather for the chosen reason (E1);
+- when the return window of a delivered line closes (W1/W2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from restitution.domain.calendar import add_business_days
+from restitution.domain.money import Money
+from restitution.domain.orders import Order
+from restitution.domain.policy import Policy
+
+KEEP_AND_ASK_PARTIAL_REFUND = "keep_and_ask_partial_refund"
+REFUND_ETA = "refund_eta"
+EVIDENCE_CHECKLIST = "evidence_checklist"
+WINDOW_CLOSING = "window_closing"
+
+
+@dataclass(frozen=True)
+class Advice:
+    """One tip: a stable `code`, a sentence for the buyer, plain `data`, and the clause ids."""
+
+    code: str
+    message: str
+    data: Mapping[str, object] = field(default_factory=dict)
+    clauses: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "code": self.code,
+            "message": self.message,
+            "data": dict(self.data),
+            "clauses": list(self.clauses),
+        }
+
+
+def rfc3339(moment: datetime) -> str:
+    """`2026-11-27T10:00:00Z`: the contract's way of writing a time."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def describe_moment(moment: datetime) -> str:
+    """`27 November 2026, 10:00 UTC`: a time as a buyer reads it."""
+    moment = moment.astimezone(UTC)
+    return f"{moment.day} {moment:%B %Y, %H:%M} UTC"
+
+
+def expected_refund_by(
+    policy: Policy, method: str, from_time: datetime, country: str | None = None
+) -> datetime:
+    """When a refund issued at `from_time` should reach the buyer (F1): business days later."""
+    return add_business_days(
+        from_time, policy.refund_days_for(method), country or policy.holiday_country
+    )
+
+
+def refund_eta(
+    policy: Policy, method: str, from_time: datetime, country: str | None = None
+) -> Advice:
+    days = policy.refund_days_for(method)
+    arrives_by = expected_refund_by(policy, method, from_time, country)
+    method_name = method.replace("_", " ")
+    return Advice(
+        code=REFUND_ETA,
+        message=(
+            f"A refund goes back to your {method_name} and should arrive within {days} business "
+            f"days, by {arrives_by.day} {arrives_by:%B %Y}."
+        ),
+        data={"method": method, "business_days": days, "expected_by": rfc3339(arrives_by)},
+        clauses=("F1",),
+    )
+
+
+def return_or_keep(
+    policy: Policy,
+    order: Order,
+    line_id: str,
+    reason: str,
+    quantity: int,
+    return_shipping_paid_by: str,
+) -> Advice | None:
+    """Suggest keeping the item when the buyer's return postage is a large share of its price."""
+    estimate = order.return_shipping_estimate
+    if (
+        estimate is None
+        or return_shipping_paid_by != "buyer"
+        or reason not in policy.partial_refund_reasons
+    ):
+        return None
+    price = order.item_value(line_id, quantity)
+    threshold = policy.return_or_keep_threshold_percent
+    if estimate * 100 < threshold * price.amount:
+        return None
+    postage = Money(estimate, order.currency)
+    return Advice(
+        code=KEEP_AND_ASK_PARTIAL_REFUND,
+        message=(
+            f"Sending it back would cost you about {postage}, at least {threshold}% of the item's "
+            f"price ({price}); consider keeping it and asking the seller for a partial refund."
+        ),
+        data={
+            "return_shipping_estimate": estimate,
+            "item_price": price.amount,
+            "currency": order.currency,
+            "threshold_percent": threshold,
+        },
+        clauses=("S1", "R2"),
+    )
+
+
+def evidence_checklist(policy: Policy, reason: str) -> Advice | None:
+    items = policy.evidence_checklist.get(reason, ())
+    if not items:
+        return None
+    required = reason in policy.evidence_required_reasons
+    lead = "Attach at least one photo or video" if required else "It helps to attach"
+    return Advice(
+        code=EVIDENCE_CHECKLIST,
+        message=f"{lead}: " + "; ".join(items) + ".",
+        data={"items": list(items), "required": required},
+        clauses=("E1",) if required else (),
+    )
+
+
+def window_closing(closes_at: datetime, clause_id: str) -> Advice:
+    return Advice(
+        code=WINDOW_CLOSING,
+        message=f"The window to open a case for this item closes on {describe_moment(closes_at)}.",
+        data={"closes_at": rfc3339(closes_at)},
+        clauses=(clause_id,),
+    )

@@ -1,0 +1,82 @@
+"""Writing what an action changed, all in the action's transaction: the case, its event
+(hash-chained), the refund grant when money is due, and the outbox rows for webhooks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from restitution.adapters.db.repository import Repository, StoredEvent
+from restitution.domain.advice import expected_refund_by
+from restitution.domain.cases import Case, Result
+from restitution.services.context import App
+
+
+def record(app: App, repo: Repository, before: Case | None, result: Result) -> StoredEvent:
+    """Write what an action changed: the case, its event, the refund grant, the outbox rows."""
+    after = result.case
+    if before is not None:
+        repo.update_case(before, after)
+    stored = repo.append_event(after.id, app.new_id("evt"), result.event)
+    notify(app, repo, stored.chained.id, result.event.type, after, result.event.at)
+    if after.status == "refund_pending" and (before is None or before.status != "refund_pending"):
+        refund_id = grant_refund(app, repo, after, result.event.at)
+        notify(
+            app,
+            repo,
+            app.new_id("evt"),
+            "refund.requested",
+            after,
+            result.event.at,
+            extra={"refund_id": refund_id},
+        )
+    if after.is_resolved and (before is None or not before.is_resolved):
+        notify(app, repo, app.new_id("evt"), "case.resolved", after, result.event.at)
+    return stored
+
+
+def notify(
+    app: App,
+    repo: Repository,
+    event_id: str,
+    event_type: str,
+    case: Case,
+    at: datetime,
+    *,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """An outbox row: delivered to webhooks after commit, retried until it lands."""
+    data: dict[str, Any] = {
+        "case_id": case.id,
+        "order_id": case.order_id,
+        "buyer_id": case.buyer_id,
+        "seller_id": case.seller_id,
+        "status": case.status,
+        "outcome": case.outcome,
+        **(extra or {}),
+    }
+    repo.add_outbox(event_id, event_type, data, at)
+
+
+def grant_refund(app: App, repo: Repository, case: Case, now: datetime) -> str:
+    """Record the decision to refund `case.refund_granted` to the original payment method (F1)."""
+    order = repo.get_order(case.order_id)
+    assert order is not None and case.refund_granted is not None
+    refund_id = app.new_id("rfd")
+    repo.insert_refund(
+        {
+            "id": refund_id,
+            "case_id": case.id,
+            "amount": case.refund_granted.amount,
+            "currency": case.currency,
+            "method": order.payment.method,
+            "payment_reference": order.payment.reference,
+            "status": "pending",
+            "expected_by": expected_refund_by(
+                app.policy, order.payment.method, now, order.buyer_country
+            ),
+            "created_at": now,
+            "updated_at": now,
+        }
+    )
+    return refund_id
