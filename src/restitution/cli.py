@@ -6,15 +6,27 @@ Add a command with `@app.command()` (serve, migrate, demo, ...) or a group with
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+from sqlalchemy.engine import make_url
 
+from restitution.adapters.db.engine import Database
+from restitution.adapters.db.engine import migrate as migrate_database
+from restitution.api.app import create_api
+from restitution.bootstrap import SchemaOutOfDate, build_app, operator_key
 from restitution.domain.policy import Policy
 from restitution.policies import PolicyError, default_policy, load_policy, parse_policy
+from restitution.services import audit
+from restitution.services import demo as demo_data
+from restitution.services.auth import mint_party_token
+from restitution.services.context import App
+from restitution.services.sweeper import Sweeper
+from restitution.settings import Settings
 
 app = typer.Typer(
     name="restitution",
@@ -95,3 +107,132 @@ def _policy_table(policy: Policy, source: str) -> Table:
         duration = f"{rule.days} {unit}{'' if rule.days == 1 else 's'}"
         table.add_row(Text(rule.id), Text(duration), Text(rule.text))
     return table
+
+
+# --------------------------------------------------------------------------- running
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def _build(settings: Settings, *, auto_migrate: bool | None = None) -> App:
+    try:
+        return build_app(settings, auto_migrate=auto_migrate)
+    except SchemaOutOfDate as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    except PolicyError as error:
+        _print_problems(error)
+        raise typer.Exit(2) from error
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database ($RESTITUTION_DATABASE_URL) to the current schema."""
+    settings = _settings()
+    db = Database(settings.database_url)
+    try:
+        migrate_database(db)
+    finally:
+        db.dispose()
+    typer.echo(f"{_safe_url(settings.database_url)}: schema is current")
+
+
+@app.command()
+def demo() -> None:
+    """Load the demo buyers, sellers, orders and cases (once)."""
+    application = _build(_settings())
+    loaded = demo_data.load(application)
+    typer.echo("demo data loaded" if loaded else "demo data was already there")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    sweeper: bool = typer.Option(True, "--sweeper/--no-sweeper", help="Fire deadlines in-process."),
+    with_demo: bool = typer.Option(False, "--demo", help="Load demo data first (once)."),
+) -> None:
+    """Serve the API (and the deadline sweeper) on HOST:PORT."""
+    import uvicorn
+
+    settings = _settings()
+    if settings.public_url == Settings.model_fields["public_url"].default:
+        settings = settings.model_copy(update={"public_url": f"http://{host}:{port}"})
+    application = _build(settings)
+    key, generated = operator_key(settings)
+    if with_demo:
+        demo_data.load(application)
+    _print_welcome(application, key, generated, with_demo)
+    background = Sweeper(application) if sweeper else None
+    if background is not None:
+        background.start()
+    try:
+        uvicorn.run(create_api(application, key), host=host, port=port, log_level="warning")
+    finally:
+        if background is not None:
+            background.stop()
+        application.db.dispose()
+
+
+@app.command()
+def worker(
+    interval: float = typer.Option(5.0, help="Seconds between sweeps."),
+    once: bool = typer.Option(False, help="Sweep once and exit."),
+) -> None:
+    """Fire due deadlines in a separate process (many workers may share one PostgreSQL)."""
+    application = _build(_settings(), auto_migrate=False)
+    sweeper = Sweeper(application, interval)
+    if once:
+        typer.echo(f"{sweeper.run_once()} deadlines fired")
+        return
+    typer.echo("worker running; Ctrl-C to stop")
+    with contextlib.suppress(KeyboardInterrupt):
+        sweeper.run_forever()
+
+
+audit_app = typer.Typer(help="Verify the tamper-evident case histories.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(case_id: str | None = typer.Argument(None, help="One case; default all.")) -> None:
+    """Recompute every hash chain; name the first broken link of each broken case."""
+    report = audit.verify(_build(_settings()), case_id)
+    for link in report.broken:
+        typer.echo(f"BROKEN {link.case_id} at event {link.seq} ({link.event_id}): {link.problem}")
+    typer.echo(
+        f"{report.cases_checked} cases, {report.events_checked} events checked, "
+        f"{len(report.broken)} broken"
+    )
+    if report.broken:
+        raise typer.Exit(1)
+
+
+def _safe_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _print_welcome(application: App, key: str, generated: bool, with_demo: bool) -> None:
+    console = Console(soft_wrap=True)
+    base = application.settings.public_url.rstrip("/")
+    database = _safe_url(application.settings.database_url)
+    console.print(f"[bold]Restitution[/bold] on {base}  (database {database})")
+    console.print(f"  API docs:      {base}/docs")
+    if generated:
+        console.print(
+            f"  Operator key:  {key}   (generated now and kept in {application.settings.key_file})"
+        )
+    else:
+        console.print(f"  Operator key:  {key}")
+    if with_demo:
+        for role, party in (
+            ("buyer", "b_alice"),
+            ("seller", "s_gadgets"),
+            ("mediator", demo_data.MEDIATOR),
+        ):
+            minted = mint_party_token(application, role, party, None)
+            area = "console" if role == "mediator" else "portal"
+            console.print(f"  {role:<9} {party:<10} {base}/{area}/login?token={minted.token}")
+            console.print(f"  {'':<9} {'':<10} API token: {minted.token}")
