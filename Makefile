@@ -10,8 +10,11 @@ setup:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	@$(UV) sync --frozen --quiet
 
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
 run: setup
-	$(VENV)/bin/restitution policy show
+	$(VENV)/bin/restitution serve --demo --host $(HOST) --port $(PORT)
 
 test: setup
 	@if [ -z "$$RESTITUTION_TEST_POSTGRES_URL" ]; then \

@@ -275,6 +275,8 @@ webhook_endpoints = Table(
     Column("secret", String(100), nullable=False),
     Column("enabled", Boolean, nullable=False),
     _ts("created_at", nullable=False),
+    Column("consecutive_failures", Integer, nullable=False, server_default=text("0")),
+    _ts("disabled_at"),
 )
 
 outbox = Table(
@@ -288,4 +290,95 @@ outbox = Table(
     _ts("delivered_at"),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     _ts("next_attempt_at"),
+)
+
+# --------------------------------------------------------------------------- messages out (0002)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("endpoint_id", String(40), ForeignKey("webhook_endpoints.id"), nullable=False),
+    Column("event_id", String(40), nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(20), nullable=False),  # pending, succeeded, failed (gave up)
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    _ts("next_attempt_at"),
+    Column("last_status_code", Integer),
+    Column("last_error", Text),
+    _ts("created_at", nullable=False),
+    _ts("delivered_at"),
+    UniqueConstraint("endpoint_id", "event_id"),
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_webhook_deliveries_endpoint", "endpoint_id", "created_at"),
+)
+
+parties = Table(
+    "parties",
+    metadata,
+    Column("role", String(20), primary_key=True),
+    Column("party_id", String(200), primary_key=True),
+    Column("name", String(200)),
+    Column("email", String(320)),
+    Column("locale", String(35)),
+    Column("time_zone", String(64)),
+    _ts("updated_at", nullable=False),
+)
+
+emails = Table(
+    "emails",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dedupe_key", String(200), nullable=False, unique=True),
+    Column("role", String(20), nullable=False),
+    Column("party_id", String(200), nullable=False),
+    Column("case_id", String(40)),
+    Column("template", String(64), nullable=False),
+    Column("locale", String(35), nullable=False),
+    Column("context", JSON, nullable=False),
+    Column("status", String(20), nullable=False),  # pending, sent, logged, failed
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    _ts("next_attempt_at"),
+    Column("last_error", Text),
+    _ts("created_at", nullable=False),
+    _ts("sent_at"),
+    Index("ix_emails_due", "status", "next_attempt_at"),
+)
+
+reminders = Table(
+    "reminders",
+    metadata,
+    # One row per reminder ever sent; the key makes each one go out exactly once
+    # ("deadline:<deadline id>", "window:<order id>:<line id>").
+    Column("key", String(300), primary_key=True),
+    Column("case_id", String(40)),
+    Column("order_id", String(200)),
+    Column("line_id", String(200)),
+    Column("party_role", String(20), nullable=False),
+    Column("party_id", String(200), nullable=False),
+    _ts("due_at", nullable=False),
+    _ts("sent_at", nullable=False),
+)
+
+# --------------------------------------------------------------------------- portal (0002)
+
+mediator_accounts = Table(
+    "mediator_accounts",
+    metadata,
+    Column("login", String(200), primary_key=True),
+    Column("party_id", String(200), nullable=False, unique=True),
+    Column("password_hash", String(300), nullable=False),
+    _ts("created_at", nullable=False),
+)
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("role", String(20), nullable=False),
+    Column("party_id", String(200), nullable=False),
+    Column("csrf_token", String(100), nullable=False),
+    _ts("expires_at", nullable=False),
+    _ts("created_at", nullable=False),
 )
