@@ -26,7 +26,11 @@ from restitution.domain.policy import CLAUSE_IDS, Clause, DeadlineRule, Policy
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 REFUNDABLE = Money(2899, "USD")
 RETURN_ADDRESS = Address(
-    name="Shop 7 returns", line1="1 Harbour Road", city="Shenzhen", postal_code="518000", country="CN"
+    name="Shop 7 returns",
+    line1="1 Harbour Road",
+    city="Shenzhen",
+    postal_code="518000",
+    country="CN",
 )
 
 _DEADLINES = {

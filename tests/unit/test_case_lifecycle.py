@@ -346,7 +346,9 @@ def _case_in(run, opened, status):
     if status == "awaiting_return_shipment":
         return _agree_on(run, opened, FULL_WITH_RETURN)
     if status == "return_in_transit":
-        return run(_case_in(run, opened, "awaiting_return_shipment"), ShipReturn("u", "1"), BUYER).case
+        return run(
+            _case_in(run, opened, "awaiting_return_shipment"), ShipReturn("u", "1"), BUYER
+        ).case
     if status == "awaiting_inspection":
         return _returned(run, _case_in(run, opened, "awaiting_return_shipment"))
     if status == "awaiting_replacement_shipment":
@@ -559,3 +561,29 @@ def test_resolved_case_accepts_no_action(run, opened, action, actor):
 
 def test_every_action_has_a_sample_command():
     assert set(SAMPLE_COMMANDS) == set(ACTIONS)
+
+
+# --------------------------------------------------------------------------- refund grant
+
+
+def test_mediator_replacement_after_failed_inspection_drops_the_refund_grant(run, opened):
+    case = _returned(run, _agree_on(run, opened, FULL_WITH_RETURN))
+    case = run(case, Inspect(passed=False), SELLER).case
+    case = run(case, Decide("replacement"), MEDIATOR).case
+    assert case.status == "awaiting_replacement_shipment"
+    assert case.refund_granted is None
+
+
+def test_withdrawing_after_agreeing_on_a_refund_leaves_no_grant(run, opened):
+    case = _agree_on(run, opened, FULL_WITH_RETURN)
+    case = run(case, Withdraw(), BUYER).case
+    assert case.outcome == "withdrawn"
+    assert case.refund_granted is None
+
+
+def test_mediator_rejecting_after_failed_inspection_leaves_no_grant(run, opened):
+    case = _returned(run, _agree_on(run, opened, FULL_WITH_RETURN))
+    case = run(case, Inspect(passed=False), SELLER).case
+    case = run(case, Decide("reject"), MEDIATOR).case
+    assert case.outcome == "rejected"
+    assert case.refund_granted is None

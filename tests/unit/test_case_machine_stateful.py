@@ -68,6 +68,14 @@ DEADLINE_KIND_BY_STATUS = {
     "replacement_in_transit": {None},
 }
 
+AGREED_NOT_YET_REFUNDING = (
+    "awaiting_return_shipment",
+    "return_in_transit",
+    "awaiting_inspection",
+    "awaiting_replacement_shipment",
+    "replacement_in_transit",
+)
+
 texts = st.sampled_from(["", "  ", "ups", "note"])
 valid_money = st.builds(Money, st.integers(1, REFUNDABLE), st.just("USD"))
 any_money = st.builds(Money, st.integers(-5, REFUNDABLE + 5), st.sampled_from(["USD", "EUR"]))
@@ -241,6 +249,17 @@ class CaseMachine(RuleBasedStateMachine):
             if offer.amount is not None:
                 assert offer.amount.currency == case.currency
                 assert 0 < offer.amount.amount <= case.refundable.amount
+
+    @invariant()
+    def refund_is_granted_only_while_a_refund_is_owed(self):
+        case = self.case
+        if case.status == "refund_pending":
+            assert case.refund_granted is not None
+        if case.outcome in ("replaced", "rejected", "withdrawn", "expired"):
+            assert case.refund_granted is None
+        agreed = case.agreed_offer
+        if case.status in AGREED_NOT_YET_REFUNDING and agreed is not None:
+            assert case.refund_granted == (agreed.amount if agreed.kind == "refund" else None)
 
     @invariant()
     def outcome_is_set_iff_resolved(self):

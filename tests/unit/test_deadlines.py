@@ -1,4 +1,4 @@
-"""Deadlines D1–D7: what each status sets, and what the clock does when one passes."""
+"""Deadlines D1-D7: what each status sets, and what the clock does when one passes."""
 
 from __future__ import annotations
 
@@ -122,12 +122,16 @@ def test_d2_counts_from_the_first_answer_not_the_latest(run, countered):
 
 
 def test_d2_wins_over_d1_when_earlier(run, countered):
-    case = run(countered, MakeOffer(OfferTerms("refund", Money(2000, USD))), BUYER, T0 + 6 * DAY).case
+    case = run(
+        countered, MakeOffer(OfferTerms("refund", Money(2000, USD))), BUYER, T0 + 6 * DAY
+    ).case
     assert case.deadline == Deadline("D2", "auto_escalate", "seller", T0 + 8 * DAY)
 
 
 def test_d1_wins_over_d2_when_earlier(run, countered):
-    case = run(countered, MakeOffer(OfferTerms("refund", Money(2000, USD))), BUYER, T0 + 2 * DAY).case
+    case = run(
+        countered, MakeOffer(OfferTerms("refund", Money(2000, USD))), BUYER, T0 + 2 * DAY
+    ).case
     assert case.deadline == Deadline("D1", "auto_accept", "seller", T0 + 7 * DAY)
 
 
@@ -245,7 +249,9 @@ def test_d2_auto_escalates_awaiting_buyer(fire, countered):
 
 
 def test_d2_auto_escalates_awaiting_seller(run, fire, countered):
-    case = run(countered, MakeOffer(OfferTerms("refund", Money(2000, USD))), BUYER, T0 + 6 * DAY).case
+    case = run(
+        countered, MakeOffer(OfferTerms("refund", Money(2000, USD))), BUYER, T0 + 6 * DAY
+    ).case
     result = fire(case, T0 + 8 * DAY)
     assert result.case.status == "under_review"
     assert "D2" in result.event.clauses
@@ -255,6 +261,7 @@ def test_d3_expires_unshipped_return_without_refund(fire, awaiting_return):
     result = fire(awaiting_return, awaiting_return.deadline.due_at)
     assert (result.case.status, result.case.outcome) == ("resolved", "expired")
     assert result.case.refunded is None
+    assert result.case.refund_granted is None
     assert "D3" in result.event.clauses
 
 

@@ -601,6 +601,8 @@ def _move(case: Case, status: str, ctx: Context) -> None:
 
 def _resolve(case: Case, outcome: str, ctx: Context) -> None:
     _supersede_open_offers(case)
+    if outcome not in ("refunded", "partially_refunded"):
+        case.refund_granted = None  # withdrawn, expired, rejected, replaced: nothing is owed
     case.outcome = outcome
     _move(case, "resolved", ctx)
 
@@ -633,8 +635,8 @@ def _accept_current(case: Case, ctx: Context) -> Offer:
 def _agree(case: Case, offer: Offer, ctx: Context) -> None:
     """An accepted offer or a decision: route the case to what has to happen next."""
     case.agreed_offer_id = offer.id
-    if offer.kind == "refund":
-        case.refund_granted = offer.amount
+    # a new agreement (e.g. the mediator's, after a failed inspection) replaces any earlier grant
+    case.refund_granted = offer.amount if offer.kind == "refund" else None
     if offer.return_required:
         case.return_shipment = Shipment(address=case.return_address)
         _move(case, "awaiting_return_shipment", ctx)
