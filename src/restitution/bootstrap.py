@@ -7,6 +7,8 @@ import secrets
 from pathlib import Path
 
 from restitution.adapters.db.engine import Database, is_up_to_date, migrate
+from restitution.adapters.notify.email import SmtpMailer
+from restitution.adapters.payments import LedgerGateway
 from restitution.adapters.storage import LocalEvidenceStore
 from restitution.policies import default_policy, load_policy
 from restitution.services.clock import Clock, SystemClock, TestClock
@@ -38,6 +40,8 @@ def build_app(
         policy=policy,
         settings=settings,
         storage=LocalEvidenceStore(settings.storage_dir),
+        refund_gateway=LedgerGateway() if settings.refund_gateway == "ledger" else None,
+        mailer=SmtpMailer(settings.smtp_url, settings.email_from) if settings.smtp_url else None,
     )
 
 

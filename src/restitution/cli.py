@@ -7,6 +7,7 @@ Add a command with `@app.command()` (serve, migrate, demo, ...) or a group with
 from __future__ import annotations
 
 import contextlib
+import signal
 from pathlib import Path
 
 import typer
@@ -25,7 +26,7 @@ from restitution.services import audit
 from restitution.services import demo as demo_data
 from restitution.services.auth import mint_party_token
 from restitution.services.context import App
-from restitution.services.sweeper import Sweeper
+from restitution.services.worker import Worker
 from restitution.settings import Settings
 
 app = typer.Typer(
@@ -151,10 +152,14 @@ def demo() -> None:
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
-    sweeper: bool = typer.Option(True, "--sweeper/--no-sweeper", help="Fire deadlines in-process."),
+    sweeper: bool = typer.Option(
+        True,
+        "--sweeper/--no-sweeper",
+        help="Run the worker in-process (deadlines, reminders, refunds, webhooks, e-mail).",
+    ),
     with_demo: bool = typer.Option(False, "--demo", help="Load demo data first (once)."),
 ) -> None:
-    """Serve the API (and the deadline sweeper) on HOST:PORT."""
+    """Serve the API (and the background worker, unless --no-sweeper) on HOST:PORT."""
     import uvicorn
 
     settings = _settings()
@@ -165,7 +170,7 @@ def serve(
     if with_demo:
         demo_data.load(application)
     _print_welcome(application, key, generated, with_demo)
-    background = Sweeper(application) if sweeper else None
+    background = Worker(application) if sweeper else None
     if background is not None:
         background.start()
     try:
@@ -178,18 +183,27 @@ def serve(
 
 @app.command()
 def worker(
-    interval: float = typer.Option(5.0, help="Seconds between sweeps."),
-    once: bool = typer.Option(False, help="Sweep once and exit."),
+    interval: float | None = typer.Option(
+        None, help="Seconds to wait when idle (default $RESTITUTION_WORKER_INTERVAL_SECONDS or 5)."
+    ),
+    once: bool = typer.Option(False, help="Do one round of every loop and exit."),
 ) -> None:
-    """Fire due deadlines in a separate process (many workers may share one PostgreSQL)."""
+    """Deadlines, reminders, refund retries, webhooks and e-mail, as a separate process.
+
+    Many workers may share one PostgreSQL; run `restitution migrate` before starting them.
+    """
     application = _build(_settings(), auto_migrate=False)
-    sweeper = Sweeper(application, interval)
+    background = Worker(application, interval)
     if once:
-        typer.echo(f"{sweeper.run_once()} deadlines fired")
+        done = background.run_once()
+        typer.echo(", ".join(f"{name}: {count}" for name, count in done.items()))
         return
     typer.echo("worker running; Ctrl-C to stop")
+    signal.signal(signal.SIGTERM, lambda *_: background.request_stop())
+    background.start()
     with contextlib.suppress(KeyboardInterrupt):
-        sweeper.run_forever()
+        background.wait()
+    application.db.dispose()
 
 
 audit_app = typer.Typer(help="Verify the tamper-evident case histories.", no_args_is_help=True)
@@ -208,6 +222,33 @@ def audit_verify(case_id: str | None = typer.Argument(None, help="One case; defa
     )
     if report.broken:
         raise typer.Exit(1)
+
+
+mediators_app = typer.Typer(help="Console logins for mediators.", no_args_is_help=True)
+app.add_typer(mediators_app, name="mediators")
+
+
+@mediators_app.command("add")
+def mediators_add(
+    login: str = typer.Argument(..., help="The login the mediator types in the console."),
+    party_id: str = typer.Option(..., "--party-id", help="The mediator's party id, e.g. m_maria."),
+    password: str = typer.Option(
+        ..., prompt=True, hide_input=True, confirmation_prompt=True, help="At least 10 characters."
+    ),
+) -> None:
+    """Create a console login for a mediator; the password is stored as an argon2 hash."""
+    from restitution.domain.errors import DomainError
+    from restitution.web.sessions import add_mediator
+
+    application = _build(_settings())
+    try:
+        add_mediator(application, login, party_id, password)
+    except DomainError as error:
+        typer.echo(f"error: {error.message}", err=True)
+        raise typer.Exit(1) from error
+    finally:
+        application.db.dispose()
+    typer.echo(f"mediator {party_id} can sign in to /console/login as {login!r}")
 
 
 def _safe_url(url: str) -> str:

@@ -21,3 +21,15 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 20 * 1024 * 1024
     public_url: str = "http://127.0.0.1:8000"
     key_file: Path = Path("var/operator_key")
+
+    # Messages out (README, "Webhooks, e-mail and the worker")
+    smtp_url: str | None = None  # smtp://[user:pass@]host[:port][?starttls=1], or smtps://…
+    email_from: str = "Restitution <restitution@localhost>"
+    mediator_email: str | None = None  # where new escalations and failed refunds are announced
+    webhook_timeout_seconds: float = 10.0
+    webhook_retry_hours: int = 72  # keep retrying a delivery this long, then it has failed
+    webhook_disable_after_failures: int = 50  # consecutive failed attempts before disabling
+    delivery_lease_seconds: int = 60  # a claimed delivery or e-mail is retried after this
+    email_max_attempts: int = 10
+    refund_max_attempts: int = 5  # gateway attempts before a refund is failed for mediators
+    worker_interval_seconds: float = 5.0

@@ -9,6 +9,7 @@ from restitution.api import errors
 from restitution.api.idempotency import IdempotencyMiddleware
 from restitution.api.routes import attachments, cases, orders, refunds, system, tokens, webhooks
 from restitution.services.context import App
+from restitution.web.app import mount_web
 
 DESCRIPTION = """Buyer protection for marketplaces: disputes, returns and refunds.
 
@@ -30,7 +31,8 @@ def create_api(app: App, operator_key: str) -> FastAPI:
     errors.install(api)
     api.add_middleware(IdempotencyMiddleware)
     for module in (system, tokens, orders, cases, attachments, refunds, webhooks):
-        api.include_router(module.router)
+        api.include_router(module.router, responses=errors.ERROR_RESPONSES)
     if app.settings.test_clock:
-        api.include_router(system.test_clock_router)
+        api.include_router(system.test_clock_router, responses=errors.ERROR_RESPONSES)
+    mount_web(api, app, operator_key)
     return api

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from restitution.domain.errors import DomainError, PolicyViolation
@@ -35,6 +37,46 @@ KIND_BY_STATUS = {
 }
 
 
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="allow")  # e.g. `clauses` on a policy_violation
+
+    type: Literal[
+        "invalid_request",
+        "unauthenticated",
+        "forbidden",
+        "not_found",
+        "conflict",
+        "policy_violation",
+        "rate_limited",
+        "api_error",
+    ]
+    code: str
+    message: str
+    param: str | None
+
+
+class ErrorResponse(BaseModel):
+    """The contract's error shape, for every failure."""
+
+    error: ErrorDetail
+
+
+def _documented(description: str) -> dict[str, Any]:
+    return {"model": ErrorResponse, "description": description}
+
+
+# Documented on every API route, so the served OpenAPI describes the error answers too.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _documented("invalid_request: the request is malformed"),
+    401: _documented("unauthenticated: no valid token"),
+    403: _documented("forbidden: this party may not do this"),
+    404: _documented("not_found: no such object, or not one this party may see"),
+    409: _documented("conflict: the state does not allow it, or an idempotency conflict"),
+    422: _documented("policy_violation: the policy forbids it (`code` names the rule)"),
+    429: _documented("rate_limited"),
+}
+
+
 def error_body(
     kind: str, code: str, message: str, param: str | None = None, **extra: Any
 ) -> dict[str, Any]:
@@ -51,7 +93,10 @@ def error_response(
 
 
 def _param(loc: tuple[Any, ...]) -> str | None:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    # Only the leading element names the location: a field may itself be called `body`.
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
     return ".".join(parts) or None
 
 
@@ -75,6 +120,14 @@ def install(app: FastAPI) -> None:
         if param:
             message = f"{param}: {message}"
         return error_response(400, "invalid_request", code, message, param)
+
+    @app.exception_handler(DataError)
+    async def data_error(request: Request, exc: DataError) -> JSONResponse:
+        # The database refused a value from the request (e.g. NUL in a PostgreSQL text).
+        log.info("data_error", path=request.url.path, error=str(exc.orig))
+        return error_response(
+            400, "invalid_request", "invalid_value", "a value in the request cannot be stored"
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -146,6 +146,10 @@ def refund_json(row: Any) -> dict[str, Any]:
         "status": row.status,
         "expected_by": format_time(row.expected_by),
         "created_at": format_time(row.created_at),
+        # part of `amount`: the buyer's return postage, when the seller pays it (S1)
+        "postage_amount": money(row.postage_amount, row.currency),
+        "attempts": row.attempts,
+        "last_error": row.last_error,
     }
 
 

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    field_validator,
+)
 
 from restitution.domain.policy import REASONS
 
@@ -21,6 +30,15 @@ ActingAs = Literal["buyer", "seller", "mediator"]
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="ignore")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul_characters(cls, value: Any) -> Any:
+        """PostgreSQL cannot store NUL in text: refuse it on every backend alike."""
+        texts = value if isinstance(value, list) else [value]
+        if any(isinstance(text, str) and "\x00" in text for text in texts):
+            raise ValueError("text must not contain NUL characters")
+        return value
 
 
 class MoneyIn(Body):
@@ -64,6 +82,20 @@ class OrderLineIn(Body):
     custom_made: StrictBool = False
 
 
+LocaleTag = Annotated[
+    StrictStr, Field(max_length=35, pattern=r"^[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})*$")
+]
+
+
+class PartyContactIn(Body):
+    """Where and how to write to a buyer or seller (kept per party, for e-mail)."""
+
+    email: Annotated[StrictStr, Field(max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
+    locale: LocaleTag | None = None
+    name: Annotated[StrictStr, Field(max_length=200)] | None = None
+    time_zone: Annotated[StrictStr, Field(max_length=64)] | None = None
+
+
 class OrderIn(Body):
     buyer_id: Id
     seller_id: Id
@@ -78,6 +110,8 @@ class OrderIn(Body):
     seller_terms: SellerTermsIn = SellerTermsIn()
     return_shipping_estimate: Amount | None = None
     buyer_country: Country | None = None
+    buyer: PartyContactIn | None = None
+    seller: PartyContactIn | None = None
 
 
 class OfferIn(Body):

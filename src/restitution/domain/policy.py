@@ -66,6 +66,9 @@ class Policy:
     seller_pays_return_reasons: frozenset[str] = frozenset(
         {"damaged", "significantly_not_as_described"}
     )
+    # the most return postage refunded when the seller pays return shipping, in minor units
+    # of the case's currency (0: never reimbursed)
+    max_return_postage_reimbursement: int = 2500
     # H1, H2
     hygiene_categories: tuple[str, ...] = (
         "apparel/underwear",

@@ -192,6 +192,17 @@ class _Reader:
             return default
         return value
 
+    def non_negative_int(self, table: Mapping[str, object], path: KeyPath, default: int) -> int:
+        value = table.get(path[-1])
+        if value is None:
+            return default
+        if type(value) is not int or value < 0:
+            self.report(
+                path, f"{_dotted(path)} must be an integer of 0 or more, not {_describe(value)}"
+            )
+            return default
+        return value
+
     def percent(self, table: Mapping[str, object], path: KeyPath, default: int) -> int:
         value = table.get(path[-1])
         if value is None:
@@ -295,7 +306,9 @@ class _Reader:
             remedies, ("remedies", "partial_refund_reasons"), defaults.partial_refund_reasons
         )
         self.remedy_sets(remedies, full, partial)
-        shipping = self.table(data, ("return_shipping",), ("seller_pays_reasons",))
+        shipping = self.table(
+            data, ("return_shipping",), ("seller_pays_reasons", "max_reimbursement")
+        )
         non_returnable = self.table(
             data,
             ("non_returnable",),
@@ -344,6 +357,11 @@ class _Reader:
                 shipping,
                 ("return_shipping", "seller_pays_reasons"),
                 defaults.seller_pays_return_reasons,
+            ),
+            max_return_postage_reimbursement=self.non_negative_int(
+                shipping,
+                ("return_shipping", "max_reimbursement"),
+                defaults.max_return_postage_reimbursement,
             ),
             hygiene_categories=hygiene_categories,
             hygiene_exempt_reasons=self.reasons(

@@ -60,11 +60,12 @@ def mint_party_token(app: App, role: str, party_id: str, ttl_seconds: int | None
     party_id = party_id.strip()
     if not party_id:
         raise InvalidInput("missing_field", "party_id must not be empty", param="party_id")
-    ttl = DEFAULT_TOKEN_TTL if ttl_seconds is None else timedelta(seconds=ttl_seconds)
-    if not timedelta(seconds=1) <= ttl <= MAX_TOKEN_TTL:
+    # Bounds are checked on the integer: a huge one would overflow timedelta.
+    if ttl_seconds is not None and not 1 <= ttl_seconds <= MAX_TOKEN_TTL.total_seconds():
         raise InvalidInput(
             "invalid_ttl", "ttl_seconds must be between 1 and 31536000", param="ttl_seconds"
         )
+    ttl = DEFAULT_TOKEN_TTL if ttl_seconds is None else timedelta(seconds=ttl_seconds)
     now = app.clock.now()
     token = f"rst_{role[0]}_{secrets.token_urlsafe(32)}"
     with app.db.transaction() as conn:

@@ -32,6 +32,7 @@ from restitution.services.orders import may_see_order
 from restitution.services.recording import record
 
 WHOLE_LINE = 0  # a case line's quantity when the buyer claims every unit of the line
+LINE_REFUSALS = ("invalid_quantity", "unknown_line")  # refusals that name `lines`, not `reason`
 
 
 def open_case(app: App, principal: Principal, command: OpenCase) -> Case:
@@ -68,7 +69,7 @@ def open_case(app: App, principal: Principal, command: OpenCase) -> Case:
                 raise PolicyViolation(
                     verdict.code or "not_eligible",
                     verdict.message,
-                    param="reason" if verdict.code != "invalid_quantity" else "lines",
+                    param="lines" if verdict.code in LINE_REFUSALS else "reason",
                     clauses=verdict.clause_ids,
                 )
         require_evidence(app.policy, command.reason, len(command.attachments))
@@ -146,7 +147,7 @@ def act(
                 }
             )
         record(app, repo, case, result)
-    refunds.settle_if_ledger(app, result.case)
+    refunds.execute_if_automatic(app, result.case)
     return result.case
 
 

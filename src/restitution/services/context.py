@@ -12,6 +12,7 @@ from restitution.domain.cases import Context
 from restitution.domain.policy import Policy
 from restitution.services.clock import Clock
 from restitution.services.ids import new_id
+from restitution.services.ports import Mailer, RefundGateway
 from restitution.settings import Settings
 
 
@@ -23,6 +24,9 @@ class App:
     settings: Settings
     storage: LocalEvidenceStore
     new_id: Callable[[str], str] = field(default=new_id)
+    # None: the marketplace executes refunds itself (`operator`) / e-mails go to the log.
+    refund_gateway: RefundGateway | None = None
+    mailer: Mailer | None = None
 
     def context(self, now: datetime | None = None) -> Context:
         return Context(now=now or self.clock.now(), policy=self.policy, new_id=self.new_id)

@@ -21,17 +21,18 @@ def fire_due(app: App, now: datetime | None = None, *, limit: int = 10_000) -> i
     now = now or app.clock.now()
     fired = 0
     while fired < limit:
-        case_id = _fire_next(app, now)
-        if case_id is None:
+        moved = _fire_next(app, now)
+        if moved is None:
             break
         fired += 1
-        settled = _reload(app, case_id)
-        if settled is not None:
-            refunds.settle_if_ledger(app, settled)
+        if isinstance(moved, Case):
+            refunds.execute_if_automatic(app, moved)
     return fired
 
 
-def _fire_next(app: App, now: datetime) -> str | None:
+def _fire_next(app: App, now: datetime) -> Case | str | None:
+    """Fire one due deadline: the case as it is now, or its id for a stale row; None when
+    nothing is due."""
     with app.db.transaction() as conn:
         repo = Repository(conn)
         due = repo.due_deadlines(now, limit=1)
@@ -50,9 +51,4 @@ def _fire_next(app: App, now: datetime) -> str | None:
         ctx = app.context(max(row.due_at, case.updated_at))
         result = apply(case, command, SYSTEM, ctx)
         record(app, repo, case, result)
-        return case.id
-
-
-def _reload(app: App, case_id: str) -> Case | None:
-    with app.db.transaction(write=False) as conn:
-        return Repository(conn).get_case(case_id)
+        return result.case

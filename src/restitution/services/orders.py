@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from restitution.adapters.db.repository import Repository
@@ -10,6 +11,7 @@ from restitution.domain.errors import Forbidden
 from restitution.domain.orders import Order
 from restitution.services.auth import Principal, can_see_order, not_found
 from restitution.services.context import App
+from restitution.services.parties import PartyContact, save_contact
 
 
 @dataclass(frozen=True)
@@ -18,11 +20,22 @@ class SavedOrder:
     created: bool
 
 
-def put_order(app: App, principal: Principal, order: Order) -> SavedOrder:
+def put_order(
+    app: App,
+    principal: Principal,
+    order: Order,
+    contacts: Mapping[str, PartyContact] | None = None,
+) -> SavedOrder:
+    """Create or replace the order; `contacts` (by role) update the buyer's and seller's
+    contact details, kept per party for e-mail."""
     if not principal.is_operator:
         raise Forbidden("operator_only", "only the operator pushes orders")
+    now = app.clock.now()
     with app.db.transaction() as conn:
-        created = Repository(conn).save_order(order, app.clock.now())
+        created = Repository(conn).save_order(order, now)
+        for role, contact in (contacts or {}).items():
+            party_id = order.buyer_id if role == "buyer" else order.seller_id
+            save_contact(conn, role, party_id, contact, now)
     return SavedOrder(order, created)
 
 

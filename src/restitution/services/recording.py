@@ -9,6 +9,7 @@ from typing import Any
 from restitution.adapters.db.repository import Repository, StoredEvent
 from restitution.domain.advice import expected_refund_by
 from restitution.domain.cases import Case, Result
+from restitution.domain.refunds import return_postage_reimbursement
 from restitution.services.context import App
 
 
@@ -59,15 +60,20 @@ def notify(
 
 
 def grant_refund(app: App, repo: Repository, case: Case, now: datetime) -> str:
-    """Record the decision to refund `case.refund_granted` to the original payment method (F1)."""
+    """Record the decision to refund `case.refund_granted` (and return postage, S1) to the
+    original payment method (F1)."""
     order = repo.get_order(case.order_id)
     assert order is not None and case.refund_granted is not None
     refund_id = app.new_id("rfd")
+    postage = return_postage_reimbursement(case, app.policy)
     repo.insert_refund(
         {
             "id": refund_id,
             "case_id": case.id,
-            "amount": case.refund_granted.amount,
+            # what goes back to the payment method: the items' grant plus the postage part
+            "amount": case.refund_granted.amount + postage.amount,
+            "postage_amount": postage.amount,
+            "next_attempt_at": now,
             "currency": case.currency,
             "method": order.payment.method,
             "payment_reference": order.payment.reference,

@@ -1,49 +1,190 @@
 """Money back: a grant is the decision to refund; attempts execute it against a gateway.
 
-The grant is written in the same transaction as the move to `refund_pending`. The
-`ledger` gateway settles at once after that commit; the `operator` gateway waits for the
-marketplace to confirm (`POST /v1/refunds/{id}/succeeded|failed`). Each attempt carries an
-idempotency key derived from the grant, so a retry after a crash never refunds twice.
+The grant is written in the same transaction as the move to `refund_pending`. With a
+gateway (`ledger`, the built-in default) it is executed after that commit: an attempt row
+with an idempotency key derived from the grant (`<refund id>:<attempt number>`) is
+committed *before* the gateway is called, so a crash between the call and the outcome
+leaves an attempt "in doubt" that is asked again with the same key — a gateway that saw
+the key refunds only once. A failed attempt is retried with back-off; after
+`refund_max_attempts` the refund is `failed`, the case records `refund.failed` and the
+mediators are told. The `operator` gateway waits for the marketplace to confirm
+(`POST /v1/refunds/{id}/succeeded|failed`).
 """
 
 from __future__ import annotations
 
+import random
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
+import structlog
+from sqlalchemy import select, update
+
+from restitution.adapters.db import tables as t
 from restitution.adapters.db.repository import Repository
 from restitution.domain.cases import SYSTEM, Actor, Case, FailRefund, SettleRefund, apply
 from restitution.domain.errors import Conflict, Forbidden
 from restitution.services.auth import Principal, can_see_case, not_found
 from restitution.services.context import App
+from restitution.services.ports import GatewayResult, RefundGateway, RefundRequest
 from restitution.services.recording import record
 
+log = structlog.get_logger()
 
-def settle_if_ledger(app: App, case: Case) -> None:
-    """With the built-in ledger gateway a refund settles as soon as it is granted."""
-    if app.settings.refund_gateway == "ledger" and case.status == "refund_pending":
+RETRY_BASE = timedelta(minutes=1)
+RETRY_CAP = timedelta(hours=1)
+
+
+def execute_if_automatic(app: App, case: Case) -> None:
+    """With a refund gateway configured, a grant is executed as soon as it is committed."""
+    if app.refund_gateway is not None and case.status == "refund_pending":
         execute(app, case.id)
 
 
-def execute(app: App, case_id: str) -> None:
-    """Run the ledger attempt for the case's pending grant and resolve the case."""
+@dataclass(frozen=True)
+class _Claim:
+    attempt_id: str
+    attempts: int
+    request: RefundRequest
+
+
+def execute(app: App, case_id: str) -> str | None:
+    """One attempt at the case's pending grant; returns the refund's status after it."""
+    gateway = app.refund_gateway
+    if gateway is None:
+        return None
+    claim = _claim(app, gateway, case_id)
+    if claim is None:
+        return None
+    try:
+        result = gateway.refund(claim.request)
+    except Exception as exc:  # a gateway that raises has failed this attempt, nothing more
+        log.warning("refund_gateway_error", refund_id=claim.request.refund_id, error=str(exc))
+        result = GatewayResult(succeeded=False, error=f"{type(exc).__name__}: {exc}"[:500])
+    return _record_outcome(app, claim, result)
+
+
+def retry_due(app: App, *, limit: int = 100) -> int:
+    """Execute grants whose next attempt is due (new, retried, or in doubt after a crash)."""
+    if app.refund_gateway is None:
+        return 0
+    now = app.clock.now()
+    with app.db.transaction(write=False) as conn:
+        case_ids = list(
+            conn.execute(
+                select(t.refunds.c.case_id)
+                .where(t.refunds.c.status == "pending", t.refunds.c.next_attempt_at <= now)
+                .order_by(t.refunds.c.next_attempt_at)
+                .limit(limit)
+            ).scalars()
+        )
+    for case_id in case_ids:
+        execute(app, case_id)
+    return len(case_ids)
+
+
+def _claim(app: App, gateway: RefundGateway, case_id: str) -> _Claim | None:
+    now = app.clock.now()
+    with app.db.transaction() as conn:
+        query = select(t.refunds).where(t.refunds.c.case_id == case_id)
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        refund = conn.execute(query).first()
+        if refund is None or refund.status != "pending":
+            return None
+        if refund.next_attempt_at is not None and refund.next_attempt_at > now:
+            return None
+        last = conn.execute(
+            select(t.refund_attempts)
+            .where(
+                t.refund_attempts.c.refund_id == refund.id,
+                t.refund_attempts.c.gateway == gateway.name,
+            )
+            .order_by(t.refund_attempts.c.created_at.desc(), t.refund_attempts.c.id.desc())
+            .limit(1)
+        ).first()
+        attempts = refund.attempts
+        if last is not None and last.status == "pending":
+            # In doubt: an earlier try never wrote its outcome. Ask again with the same key.
+            attempt_id, key = last.id, last.idempotency_key
+        else:
+            attempts += 1
+            attempt_id, key = app.new_id("rfa"), f"{refund.id}:{attempts}"
+            Repository(conn).record_attempt(
+                {
+                    "id": attempt_id,
+                    "refund_id": refund.id,
+                    "idempotency_key": key,
+                    "gateway": gateway.name,
+                    "status": "pending",
+                    "created_at": now,
+                }
+            )
+        # Hold the grant while the gateway is asked; another worker retries only after this.
+        conn.execute(
+            update(t.refunds)
+            .where(t.refunds.c.id == refund.id)
+            .values(
+                attempts=attempts,
+                next_attempt_at=now + timedelta(seconds=app.settings.delivery_lease_seconds),
+            )
+        )
+    request = RefundRequest(
+        refund_id=refund.id,
+        case_id=refund.case_id,
+        amount=refund.amount,
+        currency=refund.currency,
+        method=refund.method,
+        payment_reference=refund.payment_reference,
+        idempotency_key=key,
+    )
+    return _Claim(attempt_id, attempts, request)
+
+
+def _record_outcome(app: App, claim: _Claim, result: GatewayResult) -> str | None:
+    now = app.clock.now()
+    refund_id = claim.request.refund_id
     with app.db.transaction() as conn:
         repo = Repository(conn)
-        refund = repo.refund_for_case(case_id)
+        conn.execute(
+            update(t.refund_attempts)
+            .where(t.refund_attempts.c.id == claim.attempt_id)
+            .values(status="succeeded" if result.succeeded else "failed", error=result.error)
+        )
+        refund = repo.get_refund(refund_id)
         if refund is None or refund.status != "pending":
-            return
-        now = app.clock.now()
-        if not repo.record_attempt(
-            {
-                "id": app.new_id("rfa"),
-                "refund_id": refund.id,
-                "idempotency_key": f"{refund.id}:ledger",
-                "gateway": "ledger",
-                "status": "succeeded",
-                "created_at": now,
-            }
-        ):
-            return
-        _finish(app, repo, refund, SYSTEM, succeeded=True, reason="")
+            return refund.status if refund is not None else None  # confirmed meanwhile
+        if result.succeeded:
+            _finish(app, repo, refund, SYSTEM, succeeded=True, reason="")
+            return "succeeded"
+        if claim.attempts >= app.settings.refund_max_attempts:
+            conn.execute(
+                update(t.refunds)
+                .where(t.refunds.c.id == refund_id)
+                .values(last_error=result.error, next_attempt_at=None)
+            )
+            reason = f"the gateway failed {claim.attempts} times: {result.error or 'no reason'}"
+            _finish(app, repo, refund, SYSTEM, succeeded=False, reason=reason)
+            log.warning("refund_failed", refund_id=refund_id, attempts=claim.attempts)
+            return "failed"
+        conn.execute(
+            update(t.refunds)
+            .where(t.refunds.c.id == refund_id)
+            .values(
+                last_error=result.error,
+                next_attempt_at=now + backoff(claim.attempts, RETRY_BASE, RETRY_CAP),
+                updated_at=now,
+            )
+        )
+        return "pending"
+
+
+def backoff(attempts: int, base: timedelta, cap: timedelta) -> timedelta:
+    """Exponential back-off with jitter: about base·2^(n-1), capped, times 0.5 to 1."""
+    delay: timedelta = min(base * 2 ** max(attempts - 1, 0), cap)
+    jittered: timedelta = delay * (0.5 + random.random() / 2)
+    return jittered
 
 
 def confirm(
@@ -89,19 +230,35 @@ def _finish(
 
 
 def list_refunds(
-    app: App, principal: Principal, case_id: str | None, *, limit: int, starting_after: str | None
+    app: App,
+    principal: Principal,
+    case_id: str | None,
+    *,
+    limit: int,
+    starting_after: str | None,
 ) -> tuple[list[Any], bool]:
     with app.db.transaction(write=False) as conn:
         repo = Repository(conn)
         case_ids: list[str] | None = None
         if case_id is not None:
             case = repo.get_case(case_id)
-            if case is None or not can_see_case(principal, case):
+            if case is None or not (
+                can_see_case(principal, case) or _failed_for_mediator(repo, principal, case_id)
+            ):
                 raise not_found("case", case_id)
             case_ids = [case_id]
         elif principal.role in ("buyer", "seller"):
             assert principal.party_id is not None
             case_ids = repo.case_ids_visible_to(f"{principal.role}_id", principal.party_id)
         elif principal.role == "mediator":
-            case_ids = repo.case_ids_escalated()
+            # Mediators see escalated cases, and every refund the gateway gave up on.
+            failed = conn.execute(
+                select(t.refunds.c.case_id).where(t.refunds.c.status == "failed")
+            ).scalars()
+            case_ids = list(dict.fromkeys([*repo.case_ids_escalated(), *failed]))
         return repo.list_refunds(case_ids, limit=limit, after=starting_after)
+
+
+def _failed_for_mediator(repo: Repository, principal: Principal, case_id: str) -> bool:
+    refund = repo.refund_for_case(case_id)
+    return principal.role == "mediator" and refund is not None and refund.status == "failed"

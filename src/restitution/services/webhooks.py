@@ -1,18 +1,40 @@
-"""Webhook endpoints: where the marketplace wants signed event deliveries."""
+"""Webhook endpoints, and the signed delivery of events to them.
+
+Deliveries are rows (`webhook_deliveries`, written when the outbox is dispatched). A worker
+claims due ones (a lease: `next_attempt_at` moves ahead, and on PostgreSQL concurrent
+workers skip rows another one holds), POSTs them, and records the outcome: 2xx is
+`succeeded`; anything else is retried with exponential back-off and jitter until
+`webhook_retry_hours` after the event, then `failed`. Delivery is at least once: a worker
+killed after the POST but before recording it sends again; receivers dedupe by event id.
+After `webhook_disable_after_failures` consecutive failed attempts the endpoint is disabled
+and a `webhook_endpoint.disabled` event is written.
+"""
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import secrets
 import socket
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import insert, select
+import structlog
+from sqlalchemy import and_, insert, or_, select, update
 
 from restitution.adapters.db import tables as t
+from restitution.adapters.notify.webhooks import PostResult, WebhookPoster
 from restitution.domain.errors import InvalidInput
+from restitution.services.auth import not_found
 from restitution.services.context import App
+from restitution.services.refunds import backoff
+
+log = structlog.get_logger()
+
+RETRY_BASE = timedelta(minutes=1)
+RETRY_CAP = timedelta(hours=6)
 
 EVENT_TYPES = (
     "case.opened",
@@ -36,7 +58,18 @@ EVENT_TYPES = (
     "refund.requested",
     "refund.succeeded",
     "refund.failed",
+    "webhook_endpoint.disabled",
 )
+
+
+def matches(patterns: list[str], event_type: str) -> bool:
+    """`*`, an exact type, or a family such as `case.*`."""
+    return any(
+        pattern == "*"
+        or pattern == event_type
+        or (pattern.endswith(".*") and event_type.startswith(pattern[:-1]))
+        for pattern in patterns
+    )
 
 
 def _check_pattern(pattern: str) -> None:
@@ -49,7 +82,11 @@ def _check_pattern(pattern: str) -> None:
 
 def check_url(url: str, *, allow_private: bool) -> None:
     """https only, and never loopback or private addresses, unless the operator allows them."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises on a port that is not a number in 0-65535
+    except ValueError as exc:  # e.g. "http://[::1" or "http://host:99999"
+        raise InvalidInput("invalid_url", "url is not a valid URL", param="url") from exc
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise InvalidInput("invalid_url", "url must be an absolute http(s) URL", param="url")
     if allow_private:
@@ -57,7 +94,7 @@ def check_url(url: str, *, allow_private: bool) -> None:
     if parts.scheme != "https":
         raise InvalidInput("insecure_url", "webhook URLs must use https", param="url")
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 443, proto=socket.IPPROTO_TCP)
+        infos = socket.getaddrinfo(parts.hostname, port or 443, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError) as exc:
         raise InvalidInput(
             "unresolvable_url", "the URL's host does not resolve", param="url"
@@ -92,3 +129,175 @@ def list_endpoints(app: App) -> list[Any]:
         return list(
             conn.execute(select(t.webhook_endpoints).order_by(t.webhook_endpoints.c.created_at))
         )
+
+
+def get_endpoint(app: App, endpoint_id: str) -> Any:
+    with app.db.transaction(write=False) as conn:
+        row = conn.execute(
+            select(t.webhook_endpoints).where(t.webhook_endpoints.c.id == endpoint_id)
+        ).first()
+    if row is None:
+        raise not_found("webhook endpoint", endpoint_id)
+    return row
+
+
+def set_enabled(app: App, endpoint_id: str, enabled: bool) -> Any:
+    """Disable an endpoint, or enable it again (its failure count starts over)."""
+    get_endpoint(app, endpoint_id)
+    now = app.clock.now()
+    values: dict[str, Any] = {"enabled": enabled, "disabled_at": None if enabled else now}
+    if enabled:
+        values["consecutive_failures"] = 0
+    with app.db.transaction() as conn:
+        conn.execute(
+            update(t.webhook_endpoints)
+            .where(t.webhook_endpoints.c.id == endpoint_id)
+            .values(**values)
+        )
+    return get_endpoint(app, endpoint_id)
+
+
+def list_deliveries(
+    app: App, endpoint_id: str, *, limit: int, starting_after: str | None
+) -> tuple[list[Any], bool]:
+    """The endpoint's delivery log, newest first."""
+    get_endpoint(app, endpoint_id)
+    d = t.webhook_deliveries.c
+    conditions: list[Any] = [d.endpoint_id == endpoint_id]
+    with app.db.transaction(write=False) as conn:
+        if starting_after is not None:
+            cursor = conn.execute(
+                select(d.created_at, d.id).where(d.id == starting_after, *conditions)
+            ).first()
+            if cursor is not None:
+                conditions.append(
+                    or_(
+                        d.created_at < cursor.created_at,
+                        and_(d.created_at == cursor.created_at, d.id < cursor.id),
+                    )
+                )
+        rows = conn.execute(
+            select(t.webhook_deliveries)
+            .where(*conditions)
+            .order_by(d.created_at.desc(), d.id.desc())
+            .limit(limit + 1)
+        ).all()
+    return list(rows[:limit]), len(rows) > limit
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    id: str
+    endpoint_id: str
+    url: str
+    secret: str
+    payload: dict[str, Any]
+    attempts: int
+    created_at: Any
+
+
+def deliver_due(app: App, *, limit: int = 100) -> int:
+    """POST every claimed due delivery once; returns how many were attempted."""
+    claimed = _claim(app, limit)
+    if not claimed:
+        return 0
+    with WebhookPoster(app.settings.webhook_timeout_seconds) as poster:
+        for delivery in claimed:
+            _record(app, delivery, _post(app, poster, delivery))
+    return len(claimed)
+
+
+def _claim(app: App, limit: int) -> list[_Claimed]:
+    now = app.clock.now()
+    lease = now + timedelta(seconds=app.settings.delivery_lease_seconds)
+    d, e = t.webhook_deliveries.c, t.webhook_endpoints.c
+    with app.db.transaction() as conn:
+        query = (
+            select(t.webhook_deliveries, e.url, e.secret)
+            .join(t.webhook_endpoints, e.id == d.endpoint_id)
+            .where(d.status == "pending", d.next_attempt_at <= now, e.enabled.is_(True))
+            .order_by(d.next_attempt_at, d.id)
+            .limit(limit)
+        )
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True, of=t.webhook_deliveries)
+        rows = conn.execute(query).all()
+        if rows:
+            conn.execute(
+                update(t.webhook_deliveries)
+                .where(d.id.in_([row.id for row in rows]))
+                .values(attempts=d.attempts + 1, next_attempt_at=lease)
+            )
+    return [
+        _Claimed(
+            row.id, row.endpoint_id, row.url, row.secret, row.payload, row.attempts + 1,
+            row.created_at,
+        )
+        for row in rows
+    ]  # fmt: skip
+
+
+def _post(app: App, poster: WebhookPoster, delivery: _Claimed) -> PostResult:
+    try:  # the address may have moved since registration: check it on every attempt
+        check_url(delivery.url, allow_private=app.settings.webhook_allow_private)
+    except InvalidInput as exc:
+        return PostResult(None, f"blocked: {exc}")
+    body = json.dumps(delivery.payload, separators=(",", ":"), ensure_ascii=False).encode()
+    timestamp = int(app.clock.now().timestamp())
+    return poster.post(delivery.url, delivery.secret, timestamp, body)
+
+
+def _record(app: App, delivery: _Claimed, result: PostResult) -> None:
+    now = app.clock.now()
+    d, e = t.webhook_deliveries.c, t.webhook_endpoints.c
+    values: dict[str, Any] = {"last_status_code": result.status_code, "last_error": result.error}
+    if result.succeeded:
+        values.update(status="succeeded", delivered_at=now, next_attempt_at=None)
+    elif now - delivery.created_at >= timedelta(hours=app.settings.webhook_retry_hours):
+        values.update(status="failed", next_attempt_at=None)
+    else:
+        values["next_attempt_at"] = now + backoff(delivery.attempts, RETRY_BASE, RETRY_CAP)
+    with app.db.transaction() as conn:
+        changed = conn.execute(
+            update(t.webhook_deliveries)
+            .where(d.id == delivery.id, d.status == "pending")
+            .values(**values)
+        ).rowcount
+        if not changed:
+            return
+        if result.succeeded:
+            conn.execute(
+                update(t.webhook_endpoints)
+                .where(e.id == delivery.endpoint_id, e.consecutive_failures != 0)
+                .values(consecutive_failures=0)
+            )
+            return
+        failures = conn.execute(
+            update(t.webhook_endpoints)
+            .where(e.id == delivery.endpoint_id)
+            .values(consecutive_failures=e.consecutive_failures + 1)
+            .returning(e.consecutive_failures, e.enabled, e.url)
+        ).one()
+        if failures.enabled and failures.consecutive_failures >= (
+            app.settings.webhook_disable_after_failures
+        ):
+            _disable(app, conn, delivery.endpoint_id, failures.url, failures.consecutive_failures)
+
+
+def _disable(app: App, conn: Any, endpoint_id: str, url: str, failures: int) -> None:
+    now = app.clock.now()
+    conn.execute(
+        update(t.webhook_endpoints)
+        .where(t.webhook_endpoints.c.id == endpoint_id)
+        .values(enabled=False, disabled_at=now)
+    )
+    conn.execute(
+        insert(t.outbox).values(
+            event_id=app.new_id("evt"),
+            type="webhook_endpoint.disabled",
+            payload={"endpoint_id": endpoint_id, "url": url, "consecutive_failures": failures},
+            created_at=now,
+            next_attempt_at=now,
+        )
+    )
+    log.warning("webhook_endpoint_disabled", endpoint_id=endpoint_id, failures=failures)

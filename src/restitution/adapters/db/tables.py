@@ -210,6 +210,12 @@ refunds = Table(
     _ts("expected_by", nullable=False),
     _ts("created_at", nullable=False),
     _ts("updated_at", nullable=False),
+    # 0003: return postage reimbursed on top of `amount` (S1), and gateway retries
+    Column("postage_amount", BigInteger, nullable=False, server_default=text("0")),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    _ts("next_attempt_at"),
+    Column("last_error", Text),
+    Index("ix_refunds_due", "status", "next_attempt_at"),
 )
 
 refund_attempts = Table(

@@ -12,6 +12,7 @@ from restitution.api.schemas import OrderIn
 from restitution.domain.errors import InvalidInput
 from restitution.domain.orders import Address, Order, OrderLine, Payment, SellerTerms
 from restitution.services import orders as service
+from restitution.services.parties import PartyContact
 
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
 OrderId = Annotated[str, Path(min_length=1, max_length=200)]
@@ -45,11 +46,21 @@ def _order(order_id: str, body: OrderIn) -> Order:
     )
 
 
-@router.put("/{order_id}", summary="Create or replace an order", status_code=200)
+@router.put(
+    "/{order_id}",
+    summary="Create or replace an order",
+    status_code=200,
+    responses={201: {"description": "Created: the order is new"}},
+)
 def put_order(
     order_id: OrderId, body: OrderIn, app: AppDep, principal: OperatorDep, response: Response
 ) -> dict[str, Any]:
-    saved = service.put_order(app, principal, _order(order_id, body))
+    contacts = {
+        role: PartyContact(**contact.model_dump())
+        for role, contact in (("buyer", body.buyer), ("seller", body.seller))
+        if contact is not None
+    }
+    saved = service.put_order(app, principal, _order(order_id, body), contacts)
     if saved.created:
         response.status_code = 201
     return order_json(saved.order)

@@ -12,7 +12,8 @@ from restitution.api.schemas import TestClockIn
 from restitution.domain.errors import InvalidInput, NotFound
 from restitution.domain.history import format_time
 from restitution.services.clock import TestClock
-from restitution.services.deadlines import fire_due
+from restitution.services.outbox import dispatch_all
+from restitution.services.worker import clock_tick
 
 router = APIRouter(tags=["system"])
 test_clock_router = APIRouter(tags=["test clock"])
@@ -52,5 +53,9 @@ def move_clock(
             now = clock.advance(body.advance_seconds or 0)
     except ValueError as exc:
         raise InvalidInput("clock_backwards", str(exc), param="now") from exc
-    processed = fire_due(app, now)
-    return {"now": format_time(now), "processed": processed}
+    # The clock's work as the worker would do it, before answering: deadlines, reminders,
+    # refund retries, and the outbox turned into webhook deliveries and e-mails (those are
+    # sent by the worker loop, or in `serve` in-process).
+    work = clock_tick(app)
+    dispatch_all(app)
+    return {"now": format_time(now), "processed": work.deadlines, "reminders": work.reminders}

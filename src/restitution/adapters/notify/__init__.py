@@ -1,0 +1,1 @@
+"""Messages out: signed webhook POSTs and e-mail (SMTP, or the log)."""

@@ -1,0 +1,262 @@
+"""E-mail to the people who must act: which events write which e-mails, and sending them.
+
+E-mail rows are written in the transaction that dispatches an outbox event (or that sends a
+window reminder), once per event and recipient (`dedupe_key`). They are sent after commit
+over SMTP (`RESTITUTION_SMTP_URL`) or, without it, written to the log and marked `logged`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import Connection, insert, select, update
+
+from restitution.adapters.db import tables as t
+from restitution.adapters.notify.email import DEFAULT_LOCALE, render
+from restitution.services.context import App
+from restitution.services.parties import get_contact
+from restitution.services.ports import OutgoingEmail
+from restitution.services.refunds import backoff
+
+log = structlog.get_logger()
+
+MEDIATORS = "mediators"  # the party id of the mediation team's address (RESTITUTION_MEDIATOR_EMAIL)
+
+# After these events, the party the case now waits for is asked to act.
+ACTION_EVENTS = frozenset(
+    {
+        "case.opened",
+        "case.offer_made",
+        "case.offer_accepted",
+        "case.offer_rejected",
+        "case.decided",
+        "case.return_shipped",
+        "case.return_delivered",
+        "case.inspected",
+        "case.replacement_shipped",
+        "case.converted_to_refund",
+    }
+)
+WHO_ACTS = {
+    "awaiting_seller": "seller",
+    "awaiting_buyer": "buyer",
+    "awaiting_return_shipment": "buyer",
+    "return_in_transit": "seller",
+    "awaiting_inspection": "seller",
+    "awaiting_replacement_shipment": "seller",
+    "replacement_in_transit": "buyer",
+    "under_review": "mediator",
+}
+
+
+@dataclass(frozen=True)
+class Recipient:
+    role: str
+    party_id: str
+    template: str
+
+
+def recipients(event_type: str, data: dict[str, Any]) -> list[Recipient]:
+    """Who is written to about an outbox event, and with which template."""
+
+    def party(role: str, template: str) -> Recipient:
+        if role == "mediator":
+            return Recipient("mediator", MEDIATORS, "escalated")
+        return Recipient(role, str(data[f"{role}_id"]), template)
+
+    if event_type == "case.escalated":
+        return [party("mediator", "escalated")]
+    if event_type in ACTION_EVENTS:
+        role = WHO_ACTS.get(str(data.get("status")))
+        return [party(role, "action_required")] if role else []
+    if event_type == "case.deadline_approaching":
+        role = str(data["deadline"]["party"])
+        if role == "mediator":
+            return [Recipient("mediator", MEDIATORS, "deadline_approaching")]
+        return [party(role, "deadline_approaching")]
+    if event_type == "case.resolved":
+        return [party("buyer", "case_resolved"), party("seller", "case_resolved")]
+    if event_type == "refund.failed":
+        return [Recipient("mediator", MEDIATORS, "refund_failed")]
+    return []
+
+
+def queue_for_event(
+    app: App, conn: Connection, event_id: str, event_type: str, data: dict[str, Any]
+) -> int:
+    """Write the e-mails an outbox event asks for; returns how many were written."""
+    written = 0
+    for recipient in recipients(event_type, data):
+        context = _case_context(app, conn, event_type, data)
+        key = f"{event_id}:{recipient.role}:{recipient.party_id}"
+        written += queue(app, conn, recipient, key, context, case_id=data.get("case_id"))
+    return written
+
+
+def queue(
+    app: App,
+    conn: Connection,
+    recipient: Recipient,
+    dedupe_key: str,
+    context: dict[str, Any],
+    *,
+    case_id: str | None = None,
+) -> int:
+    """One e-mail row, if an address is known (else a log line) and not written before."""
+    if recipient.role == "mediator":
+        address, locale, name, zone = app.settings.mediator_email, None, None, None
+    else:
+        contact = get_contact(conn, recipient.role, recipient.party_id)
+        address = contact.email if contact else None
+        locale = contact.locale if contact else None
+        name = contact.name if contact else None
+        zone = contact.time_zone if contact else None
+    if not address:
+        log.info(
+            "email_skipped_no_address",
+            role=recipient.role,
+            party_id=recipient.party_id,
+            template=recipient.template,
+            key=dedupe_key,
+        )
+        return 0
+    exists = conn.execute(select(t.emails.c.id).where(t.emails.c.dedupe_key == dedupe_key)).first()
+    if exists is not None:
+        return 0
+    now = app.clock.now()
+    conn.execute(
+        insert(t.emails).values(
+            dedupe_key=dedupe_key,
+            role=recipient.role,
+            party_id=recipient.party_id,
+            case_id=case_id,
+            template=recipient.template,
+            locale=locale or DEFAULT_LOCALE,
+            context={**context, "to": address, "name": name, "time_zone": zone},
+            status="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+    )
+    return 1
+
+
+def _case_context(
+    app: App, conn: Connection, event_type: str, data: dict[str, Any]
+) -> dict[str, Any]:
+    base = app.settings.public_url.rstrip("/")
+    case_id = data.get("case_id")
+    context: dict[str, Any] = {
+        "event_type": event_type,
+        "case_id": case_id,
+        "order_id": data.get("order_id"),
+        "status": data.get("status"),
+        "outcome": data.get("outcome"),
+        "case_url": f"{base}/portal/cases/{case_id}",
+        "deadline_due_at": None,
+        "deadline_auto": False,
+    }
+    deadline = data.get("deadline")
+    if deadline is None and case_id is not None:
+        row = conn.execute(select(t.cases.c.deadline).where(t.cases.c.id == case_id)).first()
+        deadline = row.deadline if row is not None else None
+    if deadline:
+        context["deadline_due_at"] = deadline.get("due_at")
+        context["deadline_auto"] = deadline.get("auto", True)
+    if event_type == "refund.failed" and case_id is not None:
+        refund = conn.execute(select(t.refunds).where(t.refunds.c.case_id == case_id)).first()
+        if refund is not None:
+            context.update(
+                refund_id=refund.id, attempts=refund.attempts, error=refund.last_error or ""
+            )
+    return context
+
+
+# --------------------------------------------------------------------------- sending
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    id: int
+    template: str
+    locale: str
+    context: dict[str, Any]
+    attempts: int
+    dedupe_key: str
+
+
+def send_due(app: App, *, limit: int = 50) -> int:
+    """Send (or log) e-mails whose time has come; returns how many were handled."""
+    claimed = _claim(app, limit)
+    for email in claimed:
+        _send_one(app, email)
+    return len(claimed)
+
+
+def _claim(app: App, limit: int) -> list[_Claimed]:
+    now = app.clock.now()
+    lease = now + timedelta(seconds=app.settings.delivery_lease_seconds)
+    with app.db.transaction() as conn:
+        query = (
+            select(t.emails)
+            .where(t.emails.c.status == "pending", t.emails.c.next_attempt_at <= now)
+            .order_by(t.emails.c.next_attempt_at, t.emails.c.id)
+            .limit(limit)
+        )
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        rows = conn.execute(query).all()
+        if rows:
+            conn.execute(
+                update(t.emails)
+                .where(t.emails.c.id.in_([row.id for row in rows]))
+                .values(attempts=t.emails.c.attempts + 1, next_attempt_at=lease)
+            )
+    return [
+        _Claimed(row.id, row.template, row.locale, row.context, row.attempts + 1, row.dedupe_key)
+        for row in rows
+    ]
+
+
+def _send_one(app: App, email: _Claimed) -> None:
+    now = app.clock.now()
+    values: dict[str, Any]
+    try:
+        rendered = render(email.template, email.locale, email.context)
+        outgoing = OutgoingEmail(
+            to=str(email.context["to"]),
+            subject=rendered.subject,
+            body=rendered.body,
+            headers={"X-Restitution-Email": email.dedupe_key},
+        )
+        if app.mailer is None:
+            log.info(
+                "email",
+                to=outgoing.to,
+                subject=outgoing.subject,
+                body=outgoing.body,
+                template=email.template,
+                locale=email.locale,
+            )
+            values = {"status": "logged", "sent_at": now, "last_error": None}
+        else:
+            app.mailer.send(outgoing)
+            values = {"status": "sent", "sent_at": now, "last_error": None}
+    except Exception as exc:  # SMTP down, a bad address, a template error: retry, then give up
+        error = f"{type(exc).__name__}: {exc}"[:500]
+        log.warning("email_failed", email_id=email.id, attempts=email.attempts, error=error)
+        if email.attempts >= app.settings.email_max_attempts:
+            values = {"status": "failed", "last_error": error, "next_attempt_at": None}
+        else:
+            delay = backoff(email.attempts, timedelta(minutes=1), timedelta(hours=1))
+            values = {"last_error": error, "next_attempt_at": now + delay}
+    with app.db.transaction() as conn:
+        conn.execute(
+            update(t.emails)
+            .where(t.emails.c.id == email.id, t.emails.c.status == "pending")
+            .values(**values)
+        )

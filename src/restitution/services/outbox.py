@@ -1,0 +1,81 @@
+"""Dispatching the outbox: each event row becomes webhook deliveries and e-mails.
+
+The outbox row was written in the state change's transaction. Dispatching it writes one
+`webhook_deliveries` row per enabled endpoint whose patterns match, and the e-mails the
+event asks for, and marks the row dispatched — all in one transaction, so an event is
+turned into messages exactly once. On PostgreSQL, concurrent workers skip rows another
+one holds (`FOR UPDATE SKIP LOCKED`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from restitution.adapters.db import tables as t
+from restitution.domain.history import format_time
+from restitution.services import emails
+from restitution.services.context import App
+from restitution.services.webhooks import matches
+
+
+def dispatch(app: App, *, limit: int = 200) -> int:
+    """Dispatch up to `limit` outbox rows; returns how many."""
+    now = app.clock.now()
+    with app.db.transaction() as conn:
+        query = (
+            select(t.outbox)
+            .where(t.outbox.c.delivered_at.is_(None))
+            .order_by(t.outbox.c.id)
+            .limit(limit)
+        )
+        if conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        rows = conn.execute(query).all()
+        if not rows:
+            return 0
+        endpoints = conn.execute(
+            select(t.webhook_endpoints.c.id, t.webhook_endpoints.c.events).where(
+                t.webhook_endpoints.c.enabled.is_(True)
+            )
+        ).all()
+        deliveries: list[dict[str, Any]] = []
+        for row in rows:
+            payload = {
+                "id": row.event_id,
+                "type": row.type,
+                "created_at": format_time(row.created_at),
+                "data": row.payload,
+            }
+            for endpoint in endpoints:
+                if matches(endpoint.events, row.type):
+                    deliveries.append(
+                        {
+                            "id": app.new_id("whd"),
+                            "endpoint_id": endpoint.id,
+                            "event_id": row.event_id,
+                            "event_type": row.type,
+                            "payload": payload,
+                            "status": "pending",
+                            "attempts": 0,
+                            "next_attempt_at": now,
+                            "created_at": now,
+                        }
+                    )
+            emails.queue_for_event(app, conn, row.event_id, row.type, dict(row.payload))
+        if deliveries:
+            conn.execute(insert(t.webhook_deliveries), deliveries)
+        conn.execute(
+            update(t.outbox)
+            .where(t.outbox.c.id.in_([row.id for row in rows]))
+            .values(delivered_at=now, attempts=t.outbox.c.attempts + 1)
+        )
+    return len(rows)
+
+
+def dispatch_all(app: App) -> int:
+    total = 0
+    while count := dispatch(app):
+        total += count
+    return total

@@ -1,0 +1,43 @@
+"""Ports the services name and the adapters implement: the refund gateway and the mailer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    refund_id: str
+    case_id: str
+    amount: int
+    currency: str
+    method: str
+    payment_reference: str | None
+    # The same key for every retry of one attempt: a gateway that saw it refunds only once.
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class GatewayResult:
+    succeeded: bool
+    reference: str | None = None
+    error: str | None = None
+
+
+class RefundGateway(Protocol):
+    name: str
+
+    def refund(self, request: RefundRequest) -> GatewayResult: ...
+
+
+@dataclass(frozen=True)
+class OutgoingEmail:
+    to: str
+    subject: str
+    body: str
+    headers: dict[str, str]
+
+
+class Mailer(Protocol):
+    def send(self, email: OutgoingEmail) -> None: ...

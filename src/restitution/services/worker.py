@@ -1,0 +1,109 @@
+"""The background work, in `restitution worker` or in-process in `restitution serve`.
+
+Two loops, each in its own thread so a slow webhook receiver never delays the clock:
+- the clock: fire due deadlines, send due reminders, execute due refund attempts;
+- messages: dispatch the outbox into deliveries and e-mails, POST due webhooks, send e-mails.
+Each loop runs again at once while it finds work, and otherwise waits `interval` seconds.
+Many workers may share one PostgreSQL: every step claims its rows with
+`FOR UPDATE SKIP LOCKED` (and a lease for network I/O), so nothing is done twice.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from restitution.services import emails, outbox, refunds, reminders, webhooks
+from restitution.services.context import App
+from restitution.services.deadlines import fire_due
+
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True)
+class ClockWork:
+    deadlines: int
+    reminders: int
+    refunds: int
+
+    @property
+    def total(self) -> int:
+        return self.deadlines + self.reminders + self.refunds
+
+
+def clock_tick(app: App) -> ClockWork:
+    """Deadlines first (as of when each fell due), then reminders for those still ahead."""
+    now = app.clock.now()
+    return ClockWork(fire_due(app, now), reminders.send_due(app, now), refunds.retry_due(app))
+
+
+def messages_tick(app: App) -> int:
+    return outbox.dispatch(app) + webhooks.deliver_due(app) + emails.send_due(app)
+
+
+class Worker:
+    def __init__(self, app: App, interval_seconds: float | None = None) -> None:
+        self.app = app
+        self.interval = (
+            interval_seconds
+            if interval_seconds is not None
+            else app.settings.worker_interval_seconds
+        )
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.loops: dict[str, Callable[[], int]] = {
+            "clock": self._clock,
+            "messages": lambda: messages_tick(self.app),
+        }
+
+    def _clock(self) -> int:
+        work = clock_tick(self.app)
+        if work.total:
+            log.info(
+                "clock_tick",
+                deadlines_fired=work.deadlines,
+                reminders_sent=work.reminders,
+                refund_attempts=work.refunds,
+            )
+        return work.total
+
+    def run_once(self) -> dict[str, int]:
+        return {name: step() for name, step in self.loops.items()}
+
+    def _loop(self, name: str, step: Callable[[], int]) -> None:
+        while not self._stop.is_set():
+            try:
+                busy = step() > 0
+            except Exception:  # one bad row must not stop the work for everything else
+                log.exception("worker_step_failed", loop=name)
+                busy = False
+            if not busy:
+                self._stop.wait(self.interval)
+
+    def start(self) -> None:
+        for name, step in self.loops.items():
+            thread = threading.Thread(
+                target=self._loop, args=(name, step), name=f"worker-{name}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def request_stop(self) -> None:
+        """Ask the loops to finish their current step and stop (safe from a signal handler)."""
+        self._stop.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+    def wait(self) -> None:
+        """Block until stopped (Ctrl-C stops)."""
+        try:
+            while not self._stop.wait(1.0):
+                pass
+        finally:
+            self.stop()

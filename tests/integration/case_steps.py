@@ -1,0 +1,92 @@
+"""Steps that drive a case through the HTTP API, shared by the API lifecycle and deadline tests.
+
+The default order (tests.integration.conftest.order_body) has line l1, a phone of 2599 with
+a 150 share of the order's shipping: a full refund of l1 is 2749.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.integration.conftest import Api
+
+FULL_L1 = 2749
+
+
+def usd(amount: int) -> dict[str, Any]:
+    return {"amount": amount, "currency": "USD"}
+
+
+def ok(response: Any, status: int = 200) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    return dict(response.json())
+
+
+def open_case(api: Api, **overrides: Any) -> dict[str, Any]:
+    """An order o_1 and a damaged-phone case on it, opened by buyer b_1."""
+    api.put_order()
+    return ok(api.open_case(**overrides), 201)
+
+
+def refund_request(amount: int = FULL_L1, **terms: Any) -> dict[str, Any]:
+    return {"kind": "refund", "amount": usd(amount), **terms}
+
+
+def act(api: Api, role: str, party_id: str, case_id: str, action: str, **body: Any) -> Any:
+    return api.as_(role, party_id)("POST", f"/v1/cases/{case_id}/{action}", json=body)
+
+
+def buyer(api: Api, case_id: str, action: str, **body: Any) -> dict[str, Any]:
+    return ok(act(api, "buyer", "b_1", case_id, action, **body))
+
+
+def seller(api: Api, case_id: str, action: str, **body: Any) -> dict[str, Any]:
+    return ok(act(api, "seller", "s_1", case_id, action, **body))
+
+
+def mediator(api: Api, case_id: str, action: str, **body: Any) -> dict[str, Any]:
+    return ok(act(api, "mediator", "m_1", case_id, action, **body))
+
+
+def get_case(api: Api, case_id: str) -> dict[str, Any]:
+    return ok(api.client.get(f"/v1/cases/{case_id}", headers=api.auth()))
+
+
+def events(api: Api, case_id: str) -> list[dict[str, Any]]:
+    page = ok(api.client.get(f"/v1/cases/{case_id}/events?limit=100", headers=api.auth()))
+    return list(page["data"])
+
+
+def event_types(api: Api, case_id: str) -> list[str]:
+    return [event["type"] for event in events(api, case_id)]
+
+
+def clause_ids(event: dict[str, Any]) -> list[str]:
+    return [clause["id"] for clause in event["clauses"]]
+
+
+def refunds(api: Api, case_id: str) -> list[dict[str, Any]]:
+    page = ok(api.client.get(f"/v1/refunds?case_id={case_id}", headers=api.auth()))
+    return list(page["data"])
+
+
+def agree_on_return(api: Api) -> dict[str, Any]:
+    """A damaged phone: the seller accepts a full refund against the item's return."""
+    case = open_case(api, request=refund_request(return_required=True))
+    return seller(api, case["id"], "accept")
+
+
+def ship_return(api: Api, case_id: str) -> dict[str, Any]:
+    return buyer(api, case_id, "return/shipment", carrier="UPS", tracking_number="1Z999")
+
+
+def agree_on_replacement(api: Api) -> dict[str, Any]:
+    case = open_case(api, request={"kind": "replacement"})
+    return seller(api, case["id"], "accept")
+
+
+def escalated_case(api: Api) -> dict[str, Any]:
+    """The seller rejects the buyer's request and the buyer escalates: under review."""
+    case = open_case(api)
+    seller(api, case["id"], "reject", reason="The phone left us intact.")
+    return buyer(api, case["id"], "escalate", reason="The seller refuses.")

@@ -1,0 +1,144 @@
+"""Two parties acting at the same instant, on PostgreSQL (SQLite serialises every writer).
+
+One wins, the other gets a 409 conflict, and no race ever refunds more than was paid.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import Api
+
+pytestmark = [
+    pytest.mark.skipif(
+        not os.environ.get("RESTITUTION_TEST_POSTGRES_URL"),
+        reason="concurrency needs PostgreSQL: set RESTITUTION_TEST_POSTGRES_URL",
+    ),
+    pytest.mark.parametrize(
+        "database_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+    ),
+]
+
+ROUNDS = 50
+LINE_PAID = 2599  # line l1 of the test order
+ORDER_SHIPPING = 300
+
+
+def race(*calls: Callable[[], Any]) -> list[Any]:
+    """Run the calls at the same moment, each on its own thread; their responses in order."""
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+
+    def run(index: int, call: Callable[[], Any]) -> None:
+        barrier.wait()
+        try:
+            results[index] = call()
+        except BaseException as error:  # surfaced by the caller's assertions
+            results[index] = error
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return results
+
+
+def open_case_on(api: Api, order_id: str) -> str:
+    api.put_order(order_id)
+    opened = api.open_case(order_id)
+    assert opened.status_code == 201, opened.text
+    return str(opened.json()["id"])
+
+
+def refunded_total(api: Api, case_id: str) -> int:
+    listed = api.client.get("/v1/refunds", params={"case_id": case_id}, headers=api.auth())
+    assert listed.status_code == 200, listed.text
+    return sum(
+        refund["amount"]["amount"]
+        for refund in listed.json()["data"]
+        if refund["status"] != "failed"
+    )
+
+
+def assert_one_winner(responses: list[Any]) -> int:
+    """Exactly one 200; the other a 409 conflict. Returns the winner's index."""
+    for response in responses:
+        assert not isinstance(response, BaseException), repr(response)
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [200, 409], [r.text for r in responses]
+    loser = next(r for r in responses if r.status_code == 409)
+    assert loser.json()["error"]["type"] == "conflict"
+    return next(i for i, r in enumerate(responses) if r.status_code == 200)
+
+
+def test_accept_and_withdraw_at_once_one_wins(api: Api) -> None:
+    seller = api.as_("seller", "s_1")
+    buyer = api.as_("buyer", "b_1")
+    winners = {"accept": 0, "withdraw": 0}
+    for round_no in range(ROUNDS):
+        case_id = open_case_on(api, f"o_{round_no}")
+        responses = race(
+            lambda case_id=case_id: seller("POST", f"/v1/cases/{case_id}/accept"),
+            lambda case_id=case_id: buyer("POST", f"/v1/cases/{case_id}/withdraw", json={}),
+        )
+        winner = ("accept", "withdraw")[assert_one_winner(responses)]
+        winners[winner] += 1
+        case = api.client.get(f"/v1/cases/{case_id}", headers=api.auth()).json()
+        total = refunded_total(api, case_id)
+        if winner == "withdraw":
+            assert (case["status"], case["outcome"]) == ("resolved", "withdrawn")
+            assert total == 0
+        else:
+            assert case["outcome"] != "withdrawn"
+            assert 0 < total <= LINE_PAID + ORDER_SHIPPING
+        assert case["refunded"]["amount"] <= case["refundable"]["amount"]
+        events = api.client.get(
+            f"/v1/cases/{case_id}/events", params={"limit": 100}, headers=api.auth()
+        ).json()["data"]
+        assert [e["type"] for e in events].count("case.withdrawn") == (winner == "withdraw")
+    assert sum(winners.values()) == ROUNDS
+
+
+def test_double_accept_refunds_once(api: Api) -> None:
+    seller = api.as_("seller", "s_1")
+    for round_no in range(10):
+        case_id = open_case_on(api, f"o_{round_no}")
+        responses = race(
+            lambda case_id=case_id: seller("POST", f"/v1/cases/{case_id}/accept"),
+            lambda case_id=case_id: seller("POST", f"/v1/cases/{case_id}/accept"),
+        )
+        assert_one_winner(responses)
+        listed = api.client.get("/v1/refunds", params={"case_id": case_id}, headers=api.auth())
+        assert len(listed.json()["data"]) == 1
+        assert refunded_total(api, case_id) <= LINE_PAID + ORDER_SHIPPING
+
+
+def test_two_cases_on_one_line_at_once_only_one_opens(api: Api) -> None:
+    for round_no in range(10):
+        order_id = f"o_{round_no}"
+        api.put_order(order_id)
+        attachments = [api.upload("buyer", "b_1"), api.upload("buyer", "b_1")]
+        responses = race(
+            *(
+                lambda order_id=order_id, attachment=attachment: api.open_case(
+                    order_id, attachments=[attachment]
+                )
+                for attachment in attachments
+            )
+        )
+        for response in responses:
+            assert not isinstance(response, BaseException), repr(response)
+        statuses = sorted(response.status_code for response in responses)
+        assert statuses == [201, 409], [r.text for r in responses]
+        loser = next(r for r in responses if r.status_code == 409)
+        assert loser.json()["error"]["code"] == "case_already_open"
+        listed = api.client.get(
+            "/v1/cases", params={"order_id": order_id}, headers=api.auth()
+        ).json()
+        assert len(listed["data"]) == 1

@@ -1,0 +1,110 @@
+"""E-mail to the party that must act: over a real SMTP server, or to the log without one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from email.message import EmailMessage
+
+import pytest
+from sqlalchemy import select
+
+from restitution.adapters.db import tables as t
+from restitution.adapters.notify.email import SmtpMailer, render
+from restitution.services import emails
+from tests.integration.case_steps import buyer, ok, seller
+from tests.integration.conftest import Api
+from tests.integration.messaging import smtp_server
+
+CONTACTS = {
+    "buyer": {"email": "buyer@example.com", "name": "Ana", "locale": "en"},
+    "seller": {
+        "email": "seller@example.com",
+        "name": "Jonas",
+        "locale": "de-DE",
+        "time_zone": "Europe/Berlin",
+    },
+}
+
+
+@pytest.fixture
+def inbox(api: Api) -> Iterator[list[EmailMessage]]:
+    with smtp_server() as (url, messages):
+        api.app.mailer = SmtpMailer(url, "Restitution <restitution@example.com>")
+        yield messages
+
+
+def send(api: Api) -> int:
+    api.advance(seconds=0)  # dispatches the outbox into e-mails
+    return emails.send_due(api.app)
+
+
+def open_with_contacts(api: Api) -> dict[str, object]:
+    api.put_order(**CONTACTS)
+    return ok(api.open_case(), 201)
+
+
+def test_the_seller_is_asked_to_answer_a_new_case(api: Api, inbox: list[EmailMessage]) -> None:
+    case = open_with_contacts(api)
+    assert send(api) == 1
+    [message] = inbox
+    assert message["To"] == "seller@example.com"
+    assert f"Case {case['id']}" in message["Subject"]
+    body = message.get_content()
+    assert "Hello Jonas," in body
+    assert "Europe/Berlin" in body  # the deadline in the seller's time zone
+    assert "11.03.2026" in body  # and in the seller's locale (de): D1 is 5 days after opening
+
+
+def test_each_turn_goes_to_the_party_that_must_act(api: Api, inbox: list[EmailMessage]) -> None:
+    case = open_with_contacts(api)
+    seller(api, case["id"], "reject", reason="It left us intact.")
+    buyer(api, case["id"], "withdraw")
+    send(api)
+    recipients = [(m["To"], m["Subject"]) for m in inbox]
+    assert [to for to, _ in recipients] == [
+        "seller@example.com",  # answer the request
+        "buyer@example.com",  # the seller rejected: counter, escalate or withdraw
+        "buyer@example.com",  # closed
+        "seller@example.com",  # closed
+    ]
+    assert sum("is closed" in subject for _, subject in recipients) == 2
+    assert send(api) == 0  # each e-mail once
+
+
+def test_mediators_hear_of_new_escalations(api: Api, inbox: list[EmailMessage]) -> None:
+    api.app.settings = api.app.settings.model_copy(update={"mediator_email": "team@example.com"})
+    case = open_with_contacts(api)
+    seller(api, case["id"], "reject", reason="no")
+    buyer(api, case["id"], "escalate", reason="please decide")
+    send(api)
+    escalated = [m for m in inbox if m["To"] == "team@example.com"]
+    assert len(escalated) == 1
+    assert "escalated" in escalated[0]["Subject"]
+
+
+def test_without_smtp_emails_are_logged(api: Api) -> None:
+    open_with_contacts(api)
+    assert send(api) == 1
+    with api.app.db.transaction(write=False) as conn:
+        [row] = conn.execute(select(t.emails)).all()
+    assert (row.status, row.role, row.template, row.locale) == (
+        "logged",
+        "seller",
+        "action_required",
+        "de-DE",
+    )
+
+
+def test_no_email_without_an_address(api: Api) -> None:
+    api.put_order()
+    ok(api.open_case(), 201)
+    send(api)
+    with api.app.db.transaction(write=False) as conn:
+        assert conn.execute(select(t.emails)).all() == []
+
+
+def test_templates_render_in_english_for_unknown_locales() -> None:
+    context = {"case_id": "case_1", "order_id": "o_1", "status": "awaiting_buyer", "name": None}
+    email = render("action_required", "xx-invalid", {**context, "case_url": "u"})
+    assert email.subject == "Case case_1: the seller has answered"
+    assert email.body.startswith("Hello,")

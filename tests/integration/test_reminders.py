@@ -1,0 +1,71 @@
+"""Reminders: 24 h before a case deadline to the party that must act, 48 h before a return
+window closes on a delivered line without a case to the buyer; each exactly once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from restitution.adapters.db import tables as t
+from tests.integration.case_steps import open_case
+from tests.integration.conftest import Api
+
+
+def outbox_types(api: Api) -> list[str]:
+    with api.app.db.transaction(write=False) as conn:
+        return list(conn.execute(select(t.outbox.c.type).order_by(t.outbox.c.id)).scalars())
+
+
+def rows(api: Api, table: Any) -> list[Any]:
+    with api.app.db.transaction(write=False) as conn:
+        return list(conn.execute(select(table)).all())
+
+
+def test_the_seller_is_reminded_a_day_before_the_deadline_once(api: Api) -> None:
+    api.put_order(seller={"email": "seller@example.com"})
+    case = open_case(api)
+    assert api.advance(days=3)["reminders"] == 0
+    assert api.advance(days=1, hours=1)["reminders"] == 1  # D1 is due in 23 hours
+    assert api.advance(hours=1)["reminders"] == 0
+    assert outbox_types(api).count("case.deadline_approaching") == 1
+    [reminder] = rows(api, t.reminders)
+    assert (reminder.case_id, reminder.party_role, reminder.party_id) == (
+        case["id"],
+        "seller",
+        "s_1",
+    )
+    [deadline] = [d for d in rows(api, t.deadlines) if d.case_id == case["id"]]
+    assert deadline.reminded_at is not None
+    templates = [(e.template, e.party_id) for e in rows(api, t.emails)]
+    assert ("deadline_approaching", "s_1") in templates
+
+
+def test_no_reminder_when_the_clock_jumps_past_the_deadline(api: Api) -> None:
+    open_case(api)
+    moved = api.advance(days=6)
+    assert (moved["processed"], moved["reminders"]) == (1, 0)
+    assert "case.deadline_approaching" not in outbox_types(api)
+
+
+def test_the_buyer_is_reminded_before_the_return_window_closes(api: Api) -> None:
+    # Delivered the day before the clock starts: l2 (accessories, 15 days) closes in 14
+    # days, l1 (electronics, 30 days) in 29.
+    api.put_order(buyer={"email": "buyer@example.com"})
+    assert api.advance(days=11)["reminders"] == 0
+    assert api.advance(days=1, hours=1)["reminders"] == 1
+    assert api.advance(hours=12)["reminders"] == 0
+    [reminder] = rows(api, t.reminders)
+    assert (reminder.order_id, reminder.line_id, reminder.party_role) == ("o_1", "l2", "buyer")
+    [email] = rows(api, t.emails)
+    assert (email.template, email.party_id, email.dedupe_key) == (
+        "return_window_closing",
+        "b_1",
+        "window:o_1:l2",
+    )
+
+
+def test_no_window_reminder_for_a_line_with_a_case(api: Api) -> None:
+    open_case(api)  # on l1
+    api.advance(days=27, hours=1)
+    assert not [r for r in rows(api, t.reminders) if r.line_id == "l1"]
