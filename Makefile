@@ -4,7 +4,7 @@ VENV := .venv
 UV := python3 -m uv
 PY := $(VENV)/bin/python
 
-.PHONY: run test lint setup clean
+.PHONY: run test lint setup clean bench
 
 setup:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -24,9 +24,14 @@ test: setup
 	fi
 	$(PY) -m pytest
 
+# Benchmarks against this machine's own ceilings (README, Benchmarks); at most 10 minutes.
+BENCH_ARGS ?=
+bench: setup
+	$(PY) -m bench.run $(BENCH_ARGS)
+
 lint: setup
-	$(VENV)/bin/ruff check src tests
-	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
 
 clean:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import signal
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -18,7 +19,6 @@ from sqlalchemy.engine import make_url
 
 from restitution.adapters.db.engine import Database
 from restitution.adapters.db.engine import migrate as migrate_database
-from restitution.api.app import create_api
 from restitution.bootstrap import SchemaOutOfDate, build_app, operator_key
 from restitution.domain.policy import Policy
 from restitution.policies import PolicyError, default_policy, load_policy, parse_policy
@@ -162,6 +162,10 @@ def serve(
     """Serve the API (and the background worker, unless --no-sweeper) on HOST:PORT."""
     import uvicorn
 
+    # Imported here: the web application is the heaviest import, and the other commands
+    # (`orders import`, `worker`, ...) start faster without it.
+    from restitution.api.app import create_api
+
     settings = _settings()
     if settings.public_url == Settings.model_fields["public_url"].default:
         settings = settings.model_copy(update={"public_url": f"http://{host}:{port}"})
@@ -204,6 +208,123 @@ def worker(
     with contextlib.suppress(KeyboardInterrupt):
         background.wait()
     application.db.dispose()
+
+
+orders_app = typer.Typer(help="Orders pushed in bulk.", no_args_is_help=True)
+app.add_typer(orders_app, name="orders")
+MAX_BAD_LINES_SHOWN = 100
+
+
+@orders_app.command("import")
+def orders_import(
+    file: Path = typer.Argument(
+        ...,
+        help="JSON Lines (one PUT /v1/orders body with its order_id "
+        "a line) or CSV (one row per order line).",
+    ),
+    file_format: str | None = typer.Option(
+        None, "--format", help="jsonl or csv (default: from the file's extension)."
+    ),
+    batch_size: int = typer.Option(2000, min=1, help="Orders written per transaction."),
+    jobs: int = typer.Option(
+        0, min=0, help="Processes validating orders (default: one per CPU; 1: in this one)."
+    ),
+) -> None:
+    """Create or replace orders from FILE, each validated as PUT /v1/orders validates it.
+
+    Bad orders are reported as FILE:LINE: message and skipped; the exit status is 1 if any.
+    """
+    import io
+    import multiprocessing
+    import os
+    import time
+    from collections import deque
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from restitution.api.order_import import chunks, parse_chunk
+    from restitution.api.order_import import file_format as detect_format
+    from restitution.services.orders import import_orders
+
+    fmt = detect_format(file.name, file_format)
+    if fmt not in ("jsonl", "csv"):
+        typer.echo(f"error: --format is jsonl or csv, not {fmt!r}", err=True)
+        raise typer.Exit(2)
+    try:
+        size = file.stat().st_size
+        raw = file.open("rb")
+    except OSError as error:
+        typer.echo(f"{file}: cannot read: {error.strerror}", err=True)
+        raise typer.Exit(1) from error
+    jobs = jobs or os.cpu_count() or 1
+    # Validation is the costly part: forked before the database is opened, the pool
+    # validates and encodes chunks while this process writes the ones before.
+    pool = multiprocessing.get_context("fork").Pool(jobs) if jobs > 1 else None
+    application = _build(_settings())
+    imported = bad = 0
+    started = time.perf_counter()
+    progress = Progress(
+        TextColumn("[bold]importing[/bold] {task.fields[orders]:,} orders"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+    )
+    try:
+        with io.TextIOWrapper(raw, encoding="utf-8", newline="") as handle, progress:
+            task = progress.add_task("import", total=size, orders=0)
+            source = chunks(
+                handle,
+                fmt,
+                now=application.clock.now(),
+                sqlite=application.db.is_sqlite,
+                size=batch_size,
+            )
+            pending: deque[Any] = deque()
+            while True:
+                # Keep a few chunks in flight (in order), never the whole file in memory.
+                while pool is not None and len(pending) < 2 * jobs:
+                    chunk = next(source, None)
+                    if chunk is None:
+                        break
+                    pending.append(pool.apply_async(parse_chunk, (chunk,)))
+                if pool is not None:
+                    if not pending:
+                        break
+                    batch = pending.popleft().get()
+                else:
+                    chunk = next(source, None)
+                    if chunk is None:
+                        break
+                    batch = parse_chunk(chunk)
+                if batch.orders:
+                    import_orders(application, batch.orders, batch.contacts)
+                imported += len(batch.orders)
+                for problem in batch.bad:
+                    bad += 1
+                    if bad <= MAX_BAD_LINES_SHOWN:
+                        progress.console.print(
+                            Text(f"{file}:{problem.line}: {problem.message}"),
+                            highlight=False,
+                            soft_wrap=True,
+                        )
+                progress.update(task, completed=raw.tell(), orders=imported)
+            progress.update(task, completed=size)
+    except UnicodeDecodeError as error:
+        typer.echo(f"{file}: not UTF-8 text: {error}", err=True)
+        raise typer.Exit(1) from error
+    finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+        application.db.dispose()
+    elapsed = time.perf_counter() - started
+    if bad > MAX_BAD_LINES_SHOWN:
+        typer.echo(f"{file}: … and {bad - MAX_BAD_LINES_SHOWN} more bad orders", err=True)
+    rate = imported / elapsed if elapsed > 0 else 0.0
+    typer.echo(f"imported {imported} orders in {elapsed:.1f} s ({rate:,.0f}/s); {bad} bad, skipped")
+    if bad:
+        raise typer.Exit(1)
 
 
 audit_app = typer.Typer(help="Verify the tamper-evident case histories.", no_args_is_help=True)

@@ -411,3 +411,25 @@ def test_nothing_malformed_produces_a_server_error(api: Api) -> None:
             )
             assert response.status_code < 500, (action, body, response.text)
             assert "error" in response.json()
+
+
+def test_order_time_at_the_edge_of_the_calendar_is_refused(api: Api) -> None:
+    # 9999-12-31 plus a return window, or year 1 moved to UTC, is outside what a datetime holds.
+    for field, value in (
+        ("delivered_at", "9999-12-31T00:00:00Z"),
+        ("placed_at", "0001-01-01T00:00:00+01:00"),
+    ):
+        body = order_body(**{field: value})
+
+        response = api.client.put("/v1/orders/o_1", json=body, headers=api.auth())
+
+        assert error_of(response, 400, "invalid_request")["param"] == field
+
+
+def test_order_whose_total_is_beyond_exact_storage_is_refused(api: Api) -> None:
+    body = order_body()
+    body["lines"][0].update(quantity=1_000_000, unit_amount=10**15)
+
+    response = api.client.put("/v1/orders/o_1", json=body, headers=api.auth())
+
+    assert error_of(response, 400, "invalid_request", "amount_too_large")["param"] == "lines"

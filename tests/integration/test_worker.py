@@ -42,14 +42,16 @@ def workers_url() -> str:
     if not POSTGRES_URL:
         pytest.skip("RESTITUTION_TEST_POSTGRES_URL is not set: PostgreSQL tests skipped")
     url = make_url(POSTGRES_URL)
+    # Named after the test database, so suites run against different databases never share it.
+    name = f"{url.database}_workers"
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         if not conn.execute(
-            text("SELECT 1 FROM pg_database WHERE datname = 'restitution_workers'")
+            text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
         ).first():
-            conn.execute(text("CREATE DATABASE restitution_workers"))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
-    workers = url.set(database="restitution_workers").render_as_string(hide_password=False)
+    workers = url.set(database=name).render_as_string(hide_password=False)
     db = Database(workers)
     with db.engine.begin() as conn:
         conn.execute(text("DROP SCHEMA public CASCADE"))

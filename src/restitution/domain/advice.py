@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from restitution.domain.calendar import add_business_days
+from restitution.domain.history import format_time
 from restitution.domain.money import Money
 from restitution.domain.orders import Order
 from restitution.domain.policy import Policy
@@ -40,11 +41,6 @@ class Advice:
             "data": dict(self.data),
             "clauses": list(self.clauses),
         }
-
-
-def rfc3339(moment: datetime) -> str:
-    """`2026-11-27T10:00:00Z`: the contract's way of writing a time."""
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def describe_moment(moment: datetime) -> str:
@@ -74,7 +70,7 @@ def refund_eta(
             f"A refund goes back to your {method_name} and should arrive within {days} business "
             f"days, by {arrives_by.day} {arrives_by:%B %Y}."
         ),
-        data={"method": method, "business_days": days, "expected_by": rfc3339(arrives_by)},
+        data={"method": method, "business_days": days, "expected_by": format_time(arrives_by)},
         clauses=("F1",),
     )
 
@@ -134,6 +130,6 @@ def window_closing(closes_at: datetime, clause_id: str) -> Advice:
     return Advice(
         code=WINDOW_CLOSING,
         message=f"The window to open a case for this item closes on {describe_moment(closes_at)}.",
-        data={"closes_at": rfc3339(closes_at)},
+        data={"closes_at": format_time(closes_at)},
         clauses=(clause_id,),
     )

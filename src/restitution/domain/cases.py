@@ -13,10 +13,11 @@ import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from restitution.domain.calendar import add_business_days
 from restitution.domain.errors import Conflict, Forbidden, InvalidInput, PolicyViolation
+from restitution.domain.history import format_optional_time
 from restitution.domain.money import Money
 from restitution.domain.orders import Address
 from restitution.domain.policy import PAYERS, Policy
@@ -43,8 +44,6 @@ OUTCOMES: tuple[str, ...] = (
 )
 ROLES: tuple[str, ...] = ("buyer", "seller", "mediator", "operator", "system")
 OFFER_KINDS: tuple[str, ...] = ("refund", "replacement")
-
-Role = Literal["buyer", "seller", "mediator", "operator", "system"]
 
 
 @dataclass(frozen=True)
@@ -101,6 +100,18 @@ class Shipment:
     shipped_at: datetime | None = None
     delivered_at: datetime | None = None
     postage_paid: Money | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON: times as RFC 3339, money as {amount, currency}."""
+        return {
+            "address": self.address.to_dict() if self.address else None,
+            "label_url": self.label_url,
+            "carrier": self.carrier,
+            "tracking_number": self.tracking_number,
+            "shipped_at": format_optional_time(self.shipped_at),
+            "delivered_at": format_optional_time(self.delivered_at),
+            "postage_paid": self.postage_paid.to_dict() if self.postage_paid else None,
+        }
 
 
 @dataclass(frozen=True)
@@ -365,8 +376,6 @@ def _offer_to_answer(case: Case, actor: Actor, ctx: Context) -> None:
 def _may_escalate(case: Case, actor: Actor, ctx: Context) -> None:
     """X1: once the seller has answered without agreement, or the seller's answer is overdue."""
     policy = ctx.policy
-    if case.status == "replacement_in_transit":
-        return
     if case.seller_first_answer_at is not None and policy.escalate_after_seller_answer:
         return
     offer = case.current_offer

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from restitution.domain import advice as tips
-from restitution.domain.advice import Advice, describe_moment, rfc3339
+from restitution.domain.advice import Advice, describe_moment
 from restitution.domain.errors import InvalidInput, PolicyViolation
+from restitution.domain.history import format_optional_time
 from restitution.domain.money import Money
 from restitution.domain.orders import Order, OrderLine
 from restitution.domain.policy import REASONS, Clause, Policy
@@ -76,7 +77,7 @@ class Verdict:
             "eligible": self.eligible,
             "code": self.code,
             "message": self.message,
-            "window_closes_at": rfc3339(self.window_closes_at) if self.window_closes_at else None,
+            "window_closes_at": format_optional_time(self.window_closes_at),
             "remedies": list(self.remedies),
             "max_refund": self.max_refund.to_dict(),
             "return_shipping_paid_by": self.return_shipping_paid_by,

@@ -26,6 +26,10 @@ def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def format_optional_time(moment: datetime | None) -> str | None:
+    return format_time(moment) if moment is not None else None
+
+
 def jsonable(value: Any) -> Any:
     """Plain JSON values only: times as RFC 3339 strings, money as {amount, currency}."""
     if isinstance(value, datetime):

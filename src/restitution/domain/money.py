@@ -25,7 +25,12 @@ def currency_exponent(currency: str) -> int:
     return _EXPONENT_EXCEPTIONS.get(currency, 2)
 
 
+_VALID_CURRENCIES: set[str] = set()  # codes already checked: every Money checks its own
+
+
 def validate_currency(currency: object) -> str:
+    if currency.__class__ is str and currency in _VALID_CURRENCIES:
+        return currency
     if not (isinstance(currency, str) and len(currency) == 3 and currency.isalpha()):
         raise InvalidInput(
             "invalid_currency", "currency must be a three-letter ISO 4217 code", param="currency"
@@ -34,6 +39,8 @@ def validate_currency(currency: object) -> str:
         raise InvalidInput(
             "invalid_currency", "currency must be upper-case, e.g. USD", param="currency"
         )
+    if len(_VALID_CURRENCIES) < 1000:
+        _VALID_CURRENCIES.add(currency)
     return currency
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from functools import cached_property
+from typing import Any
 
 from restitution.domain.money import Money, allocate
 
@@ -16,6 +18,9 @@ class Address:
     postal_code: str
     country: str
     line2: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,9 @@ class OrderLine:
     unit_amount: int
     custom_made: bool = False
 
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
 
 @dataclass(frozen=True)
 class Order:
@@ -64,6 +72,11 @@ class Order:
 
     def shipping_shares(self) -> dict[str, int]:
         """Each line's exact share of the order's shipping charge, by line value."""
+        return dict(self._shipping_shares)
+
+    @cached_property
+    def _shipping_shares(self) -> dict[str, int]:
+        # Asked twice for every eligibility verdict; the order never changes (frozen).
         shares = allocate(
             self.shipping_amount, [line.unit_amount * line.quantity for line in self.lines]
         )
@@ -73,7 +86,7 @@ class Order:
         """What the buyer paid for the whole line: its price plus its share of shipping."""
         line = self._line_or_raise(line_id)
         return Money(
-            line.unit_amount * line.quantity + self.shipping_shares()[line_id], self.currency
+            line.unit_amount * line.quantity + self._shipping_shares[line_id], self.currency
         )
 
     def full_refund_for(self, line_id: str, quantity: int) -> Money:
@@ -83,7 +96,7 @@ class Order:
         gives back that fraction of it, rounded down, so that the parts never exceed it.
         """
         line = self._line_or_raise(line_id)
-        share = self.shipping_shares()[line_id]
+        share = self._shipping_shares[line_id]
         shipping = share if quantity >= line.quantity else share * quantity // line.quantity
         return Money(line.unit_amount * quantity + shipping, self.currency)
 

@@ -92,4 +92,5 @@ def claim_attachments(
                 f"{attachment_id!r} is not an attachment you uploaded for this case",
                 param="attachments",
             )
-    repo.link_attachments(attachment_ids, case_id)
+    if attachment_ids:
+        repo.link_attachments(attachment_ids, case_id)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
-from restitution.adapters.db import tables as t
+from restitution.adapters.db.audit import case_versions
 from restitution.adapters.db.repository import Repository, StoredEvent
 from restitution.domain.history import BrokenLink, verify_chain
 from restitution.services.context import App
@@ -22,10 +20,7 @@ class AuditReport:
 def verify(app: App, case_id: str | None = None) -> AuditReport:
     with app.db.transaction(write=False) as conn:
         repo = Repository(conn)
-        query = select(t.cases.c.id, t.cases.c.version)
-        if case_id:
-            query = query.where(t.cases.c.id == case_id)
-        versions: dict[str, int] = {row.id: row.version for row in conn.execute(query)}
+        versions = case_versions(conn, case_id)
         case_ids = [case_id] if case_id else sorted({*versions, *repo.case_ids_with_events()})
         broken: list[BrokenLink] = []
         events = 0

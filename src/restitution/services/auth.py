@@ -8,9 +8,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, select
-
-from restitution.adapters.db import tables as t
+from restitution.adapters.db.tokens import find_party_token, insert_party_token
 from restitution.domain.cases import Actor, Case
 from restitution.domain.errors import InvalidInput, NotFound, Unauthenticated
 from restitution.domain.orders import Order
@@ -69,15 +67,7 @@ def mint_party_token(app: App, role: str, party_id: str, ttl_seconds: int | None
     now = app.clock.now()
     token = f"rst_{role[0]}_{secrets.token_urlsafe(32)}"
     with app.db.transaction() as conn:
-        conn.execute(
-            insert(t.party_tokens).values(
-                token_hash=_hash(token),
-                role=role,
-                party_id=party_id,
-                expires_at=now + ttl,
-                created_at=now,
-            )
-        )
+        insert_party_token(conn, _hash(token), role, party_id, now + ttl, now)
     return MintedToken(token, role, party_id, now + ttl)
 
 
@@ -87,9 +77,7 @@ def authenticate(app: App, operator_key: str, token: str | None) -> Principal:
     if hmac.compare_digest(token.encode(), operator_key.encode()):
         return OPERATOR
     with app.db.transaction(write=False) as conn:
-        row = conn.execute(
-            select(t.party_tokens).where(t.party_tokens.c.token_hash == _hash(token))
-        ).first()
+        row = find_party_token(conn, _hash(token))
     if row is None:
         raise Unauthenticated("invalid_token", "the token is not valid")
     if row.expires_at <= app.clock.now():

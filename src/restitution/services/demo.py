@@ -6,6 +6,7 @@ import base64
 from datetime import datetime, timedelta
 
 from restitution.domain import cases as domain
+from restitution.domain.errors import NotFound
 from restitution.domain.money import Money
 from restitution.domain.orders import Address, Order, OrderLine, Payment, SellerTerms
 from restitution.services import attachments, cases, orders
@@ -67,7 +68,7 @@ def load(app: App) -> bool:
     try:
         orders.get_order(app, OPERATOR, "o_1001")
         return False
-    except Exception:
+    except NotFound:
         pass
     now = app.clock.now()
     alice, bob = (Principal("buyer", b) for b in BUYERS)

@@ -12,14 +12,14 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection
 
-from restitution.adapters.db import tables as t
+from restitution.adapters.db import messaging as db
 from restitution.adapters.notify.email import DEFAULT_LOCALE, render
 from restitution.services.context import App
 from restitution.services.parties import get_contact
 from restitution.services.ports import OutgoingEmail
-from restitution.services.refunds import backoff
+from restitution.services.retry import backoff
 
 log = structlog.get_logger()
 
@@ -123,24 +123,24 @@ def queue(
             key=dedupe_key,
         )
         return 0
-    exists = conn.execute(select(t.emails.c.id).where(t.emails.c.dedupe_key == dedupe_key)).first()
-    if exists is not None:
+    if db.email_written(conn, dedupe_key):
         return 0
     now = app.clock.now()
-    conn.execute(
-        insert(t.emails).values(
-            dedupe_key=dedupe_key,
-            role=recipient.role,
-            party_id=recipient.party_id,
-            case_id=case_id,
-            template=recipient.template,
-            locale=locale or DEFAULT_LOCALE,
-            context={**context, "to": address, "name": name, "time_zone": zone},
-            status="pending",
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
+    db.insert_email(
+        conn,
+        {
+            "dedupe_key": dedupe_key,
+            "role": recipient.role,
+            "party_id": recipient.party_id,
+            "case_id": case_id,
+            "template": recipient.template,
+            "locale": locale or DEFAULT_LOCALE,
+            "context": {**context, "to": address, "name": name, "time_zone": zone},
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        },
     )
     return 1
 
@@ -162,13 +162,12 @@ def _case_context(
     }
     deadline = data.get("deadline")
     if deadline is None and case_id is not None:
-        row = conn.execute(select(t.cases.c.deadline).where(t.cases.c.id == case_id)).first()
-        deadline = row.deadline if row is not None else None
+        deadline = db.case_deadline(conn, case_id)
     if deadline:
         context["deadline_due_at"] = deadline.get("due_at")
         context["deadline_auto"] = deadline.get("auto", True)
     if event_type == "refund.failed" and case_id is not None:
-        refund = conn.execute(select(t.refunds).where(t.refunds.c.case_id == case_id)).first()
+        refund = db.refund_for_case(conn, case_id)
         if refund is not None:
             context.update(
                 refund_id=refund.id, attempts=refund.attempts, error=refund.last_error or ""
@@ -201,21 +200,7 @@ def _claim(app: App, limit: int) -> list[_Claimed]:
     now = app.clock.now()
     lease = now + timedelta(seconds=app.settings.delivery_lease_seconds)
     with app.db.transaction() as conn:
-        query = (
-            select(t.emails)
-            .where(t.emails.c.status == "pending", t.emails.c.next_attempt_at <= now)
-            .order_by(t.emails.c.next_attempt_at, t.emails.c.id)
-            .limit(limit)
-        )
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        rows = conn.execute(query).all()
-        if rows:
-            conn.execute(
-                update(t.emails)
-                .where(t.emails.c.id.in_([row.id for row in rows]))
-                .values(attempts=t.emails.c.attempts + 1, next_attempt_at=lease)
-            )
+        rows = db.claim_due_emails(conn, now, lease, limit)
     return [
         _Claimed(row.id, row.template, row.locale, row.context, row.attempts + 1, row.dedupe_key)
         for row in rows
@@ -255,8 +240,4 @@ def _send_one(app: App, email: _Claimed) -> None:
             delay = backoff(email.attempts, timedelta(minutes=1), timedelta(hours=1))
             values = {"last_error": error, "next_attempt_at": now + delay}
     with app.db.transaction() as conn:
-        conn.execute(
-            update(t.emails)
-            .where(t.emails.c.id == email.id, t.emails.c.status == "pending")
-            .values(**values)
-        )
+        db.finish_email_attempt(conn, email.id, values)

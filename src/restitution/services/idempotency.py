@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError
-
-from restitution.adapters.db import tables as t
+from restitution.adapters.db.idempotency import find_response, insert_response
 from restitution.services.context import App
 
 
@@ -20,28 +17,22 @@ class StoredResponse:
 
 def lookup(app: App, principal: str, key: str) -> StoredResponse | None:
     with app.db.transaction(write=False) as conn:
-        row = conn.execute(
-            select(t.idempotency_keys).where(
-                t.idempotency_keys.c.principal == principal, t.idempotency_keys.c.key == key
-            )
-        ).first()
+        row = find_response(conn, principal, key)
     if row is None:
         return None
     return StoredResponse(row.request_hash, row.status_code, row.response_body)
 
 
 def remember(app: App, principal: str, key: str, response: StoredResponse) -> None:
-    try:
-        with app.db.transaction() as conn:
-            conn.execute(
-                insert(t.idempotency_keys).values(
-                    principal=principal,
-                    key=key,
-                    request_hash=response.request_hash,
-                    status_code=response.status_code,
-                    response_body=response.body,
-                    created_at=app.clock.now(),
-                )
-            )
-    except IntegrityError:
-        pass  # a concurrent request with the same key stored its response first
+    with app.db.transaction() as conn:
+        # A concurrent request with the same key may have stored its response first: that
+        # one is kept (insert_response returns False).
+        insert_response(
+            conn,
+            principal,
+            key,
+            request_hash=response.request_hash,
+            status_code=response.status_code,
+            body=response.body,
+            now=app.clock.now(),
+        )

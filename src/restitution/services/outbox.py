@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, select, update
-
-from restitution.adapters.db import tables as t
+from restitution.adapters.db.messaging import (
+    enabled_endpoints,
+    insert_deliveries,
+    mark_outbox_dispatched,
+    undispatched_outbox,
+)
 from restitution.domain.history import format_time
 from restitution.services import emails
 from restitution.services.context import App
@@ -24,22 +27,10 @@ def dispatch(app: App, *, limit: int = 200) -> int:
     """Dispatch up to `limit` outbox rows; returns how many."""
     now = app.clock.now()
     with app.db.transaction() as conn:
-        query = (
-            select(t.outbox)
-            .where(t.outbox.c.delivered_at.is_(None))
-            .order_by(t.outbox.c.id)
-            .limit(limit)
-        )
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        rows = conn.execute(query).all()
+        rows = undispatched_outbox(conn, limit)
         if not rows:
             return 0
-        endpoints = conn.execute(
-            select(t.webhook_endpoints.c.id, t.webhook_endpoints.c.events).where(
-                t.webhook_endpoints.c.enabled.is_(True)
-            )
-        ).all()
+        endpoints = enabled_endpoints(conn)
         deliveries: list[dict[str, Any]] = []
         for row in rows:
             payload = {
@@ -65,12 +56,8 @@ def dispatch(app: App, *, limit: int = 200) -> int:
                     )
             emails.queue_for_event(app, conn, row.event_id, row.type, dict(row.payload))
         if deliveries:
-            conn.execute(insert(t.webhook_deliveries), deliveries)
-        conn.execute(
-            update(t.outbox)
-            .where(t.outbox.c.id.in_([row.id for row in rows]))
-            .values(delivered_at=now, attempts=t.outbox.c.attempts + 1)
-        )
+            insert_deliveries(conn, deliveries)
+        mark_outbox_dispatched(conn, [row.id for row in rows], now)
     return len(rows)
 
 

@@ -6,10 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection
 
-from restitution.adapters.db import tables as t
+from restitution.adapters.db.parties import find_party, upsert_party
 
 
 @dataclass(frozen=True)
@@ -27,22 +26,11 @@ def save_contact(
     values: dict[str, Any] = {
         key: value for key, value in contact.__dict__.items() if value is not None
     }
-    key = (t.parties.c.role == role, t.parties.c.party_id == party_id)
-    if conn.execute(update(t.parties).where(*key).values(**values, updated_at=now)).rowcount:
-        return
-    try:
-        with conn.begin_nested():
-            conn.execute(
-                insert(t.parties).values(role=role, party_id=party_id, **values, updated_at=now)
-            )
-    except IntegrityError:  # a concurrent PUT created it first
-        conn.execute(update(t.parties).where(*key).values(**values, updated_at=now))
+    upsert_party(conn, role, party_id, values, now)
 
 
 def get_contact(conn: Connection, role: str, party_id: str) -> PartyContact | None:
-    row = conn.execute(
-        select(t.parties).where(t.parties.c.role == role, t.parties.c.party_id == party_id)
-    ).first()
+    row = find_party(conn, role, party_id)
     if row is None:
         return None
     return PartyContact(row.email, row.locale, row.name, row.time_zone)

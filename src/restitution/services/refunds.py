@@ -13,7 +13,6 @@ mediators are told. The `operator` gateway waits for the marketplace to confirm
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -29,6 +28,7 @@ from restitution.services.auth import Principal, can_see_case, not_found
 from restitution.services.context import App
 from restitution.services.ports import GatewayResult, RefundGateway, RefundRequest
 from restitution.services.recording import record
+from restitution.services.retry import backoff
 
 log = structlog.get_logger()
 
@@ -178,13 +178,6 @@ def _record_outcome(app: App, claim: _Claim, result: GatewayResult) -> str | Non
             )
         )
         return "pending"
-
-
-def backoff(attempts: int, base: timedelta, cap: timedelta) -> timedelta:
-    """Exponential back-off with jitter: about base·2^(n-1), capped, times 0.5 to 1."""
-    delay: timedelta = min(base * 2 ** max(attempts - 1, 0), cap)
-    jittered: timedelta = delay * (0.5 + random.random() / 2)
-    return jittered
 
 
 def confirm(

@@ -22,14 +22,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import Connection
 
-from restitution.adapters.db import tables as t
+from restitution.adapters.db import messaging as db
 from restitution.adapters.notify.webhooks import PostResult, WebhookPoster
 from restitution.domain.errors import InvalidInput
 from restitution.services.auth import not_found
 from restitution.services.context import App
-from restitution.services.refunds import backoff
+from restitution.services.retry import backoff
 
 log = structlog.get_logger()
 
@@ -120,22 +120,18 @@ def create_endpoint(app: App, url: str, events: list[str]) -> dict[str, Any]:
         "created_at": app.clock.now(),
     }
     with app.db.transaction() as conn:
-        conn.execute(insert(t.webhook_endpoints).values(**values))
+        db.insert_endpoint(conn, values)
     return values
 
 
 def list_endpoints(app: App) -> list[Any]:
     with app.db.transaction(write=False) as conn:
-        return list(
-            conn.execute(select(t.webhook_endpoints).order_by(t.webhook_endpoints.c.created_at))
-        )
+        return db.list_endpoints(conn)
 
 
 def get_endpoint(app: App, endpoint_id: str) -> Any:
     with app.db.transaction(write=False) as conn:
-        row = conn.execute(
-            select(t.webhook_endpoints).where(t.webhook_endpoints.c.id == endpoint_id)
-        ).first()
+        row = db.find_endpoint(conn, endpoint_id)
     if row is None:
         raise not_found("webhook endpoint", endpoint_id)
     return row
@@ -149,11 +145,7 @@ def set_enabled(app: App, endpoint_id: str, enabled: bool) -> Any:
     if enabled:
         values["consecutive_failures"] = 0
     with app.db.transaction() as conn:
-        conn.execute(
-            update(t.webhook_endpoints)
-            .where(t.webhook_endpoints.c.id == endpoint_id)
-            .values(**values)
-        )
+        db.update_endpoint(conn, endpoint_id, values)
     return get_endpoint(app, endpoint_id)
 
 
@@ -162,27 +154,8 @@ def list_deliveries(
 ) -> tuple[list[Any], bool]:
     """The endpoint's delivery log, newest first."""
     get_endpoint(app, endpoint_id)
-    d = t.webhook_deliveries.c
-    conditions: list[Any] = [d.endpoint_id == endpoint_id]
     with app.db.transaction(write=False) as conn:
-        if starting_after is not None:
-            cursor = conn.execute(
-                select(d.created_at, d.id).where(d.id == starting_after, *conditions)
-            ).first()
-            if cursor is not None:
-                conditions.append(
-                    or_(
-                        d.created_at < cursor.created_at,
-                        and_(d.created_at == cursor.created_at, d.id < cursor.id),
-                    )
-                )
-        rows = conn.execute(
-            select(t.webhook_deliveries)
-            .where(*conditions)
-            .order_by(d.created_at.desc(), d.id.desc())
-            .limit(limit + 1)
-        ).all()
-    return list(rows[:limit]), len(rows) > limit
+        return db.list_deliveries(conn, endpoint_id, limit=limit, starting_after=starting_after)
 
 
 @dataclass(frozen=True)
@@ -210,24 +183,8 @@ def deliver_due(app: App, *, limit: int = 100) -> int:
 def _claim(app: App, limit: int) -> list[_Claimed]:
     now = app.clock.now()
     lease = now + timedelta(seconds=app.settings.delivery_lease_seconds)
-    d, e = t.webhook_deliveries.c, t.webhook_endpoints.c
     with app.db.transaction() as conn:
-        query = (
-            select(t.webhook_deliveries, e.url, e.secret)
-            .join(t.webhook_endpoints, e.id == d.endpoint_id)
-            .where(d.status == "pending", d.next_attempt_at <= now, e.enabled.is_(True))
-            .order_by(d.next_attempt_at, d.id)
-            .limit(limit)
-        )
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True, of=t.webhook_deliveries)
-        rows = conn.execute(query).all()
-        if rows:
-            conn.execute(
-                update(t.webhook_deliveries)
-                .where(d.id.in_([row.id for row in rows]))
-                .values(attempts=d.attempts + 1, next_attempt_at=lease)
-            )
+        rows = db.claim_due_deliveries(conn, now, lease, limit)
     return [
         _Claimed(
             row.id, row.endpoint_id, row.url, row.secret, row.payload, row.attempts + 1,
@@ -249,7 +206,6 @@ def _post(app: App, poster: WebhookPoster, delivery: _Claimed) -> PostResult:
 
 def _record(app: App, delivery: _Claimed, result: PostResult) -> None:
     now = app.clock.now()
-    d, e = t.webhook_deliveries.c, t.webhook_endpoints.c
     values: dict[str, Any] = {"last_status_code": result.status_code, "last_error": result.error}
     if result.succeeded:
         values.update(status="succeeded", delivered_at=now, next_attempt_at=None)
@@ -258,46 +214,26 @@ def _record(app: App, delivery: _Claimed, result: PostResult) -> None:
     else:
         values["next_attempt_at"] = now + backoff(delivery.attempts, RETRY_BASE, RETRY_CAP)
     with app.db.transaction() as conn:
-        changed = conn.execute(
-            update(t.webhook_deliveries)
-            .where(d.id == delivery.id, d.status == "pending")
-            .values(**values)
-        ).rowcount
-        if not changed:
+        if not db.finish_delivery_attempt(conn, delivery.id, values):
             return
         if result.succeeded:
-            conn.execute(
-                update(t.webhook_endpoints)
-                .where(e.id == delivery.endpoint_id, e.consecutive_failures != 0)
-                .values(consecutive_failures=0)
-            )
+            db.reset_endpoint_failures(conn, delivery.endpoint_id)
             return
-        failures = conn.execute(
-            update(t.webhook_endpoints)
-            .where(e.id == delivery.endpoint_id)
-            .values(consecutive_failures=e.consecutive_failures + 1)
-            .returning(e.consecutive_failures, e.enabled, e.url)
-        ).one()
+        failures = db.count_endpoint_failure(conn, delivery.endpoint_id)
         if failures.enabled and failures.consecutive_failures >= (
             app.settings.webhook_disable_after_failures
         ):
             _disable(app, conn, delivery.endpoint_id, failures.url, failures.consecutive_failures)
 
 
-def _disable(app: App, conn: Any, endpoint_id: str, url: str, failures: int) -> None:
+def _disable(app: App, conn: Connection, endpoint_id: str, url: str, failures: int) -> None:
     now = app.clock.now()
-    conn.execute(
-        update(t.webhook_endpoints)
-        .where(t.webhook_endpoints.c.id == endpoint_id)
-        .values(enabled=False, disabled_at=now)
-    )
-    conn.execute(
-        insert(t.outbox).values(
-            event_id=app.new_id("evt"),
-            type="webhook_endpoint.disabled",
-            payload={"endpoint_id": endpoint_id, "url": url, "consecutive_failures": failures},
-            created_at=now,
-            next_attempt_at=now,
-        )
+    db.disable_endpoint(conn, endpoint_id, now)
+    db.add_outbox_event(
+        conn,
+        app.new_id("evt"),
+        "webhook_endpoint.disabled",
+        {"endpoint_id": endpoint_id, "url": url, "consecutive_failures": failures},
+        now,
     )
     log.warning("webhook_endpoint_disabled", endpoint_id=endpoint_id, failures=failures)

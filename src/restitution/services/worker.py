@@ -21,6 +21,7 @@ from restitution.services.context import App
 from restitution.services.deadlines import fire_due
 
 log = structlog.get_logger()
+DEADLINES_PER_TICK = 200
 
 
 @dataclass(frozen=True)
@@ -34,10 +35,11 @@ class ClockWork:
         return self.deadlines + self.reminders + self.refunds
 
 
-def clock_tick(app: App) -> ClockWork:
+def clock_tick(app: App, *, deadline_limit: int = 10_000) -> ClockWork:
     """Deadlines first (as of when each fell due), then reminders for those still ahead."""
     now = app.clock.now()
-    return ClockWork(fire_due(app, now), reminders.send_due(app, now), refunds.retry_due(app))
+    fired = fire_due(app, now, limit=deadline_limit)
+    return ClockWork(fired, reminders.send_due(app, now), refunds.retry_due(app))
 
 
 def messages_tick(app: App) -> int:
@@ -60,7 +62,9 @@ class Worker:
         }
 
     def _clock(self) -> int:
-        work = clock_tick(self.app)
+        # A bounded batch per tick: the loop runs again at once while busy, and a stop
+        # request (SIGTERM) is honoured between batches, not after every due deadline.
+        work = clock_tick(self.app, deadline_limit=DEADLINES_PER_TICK)
         if work.total:
             log.info(
                 "clock_tick",

@@ -13,6 +13,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from restitution import __version__
+from restitution.api.errors import STATUS_BY_KIND
 from restitution.domain.eligibility import REASON_NAMES
 from restitution.domain.errors import DomainError, PolicyViolation
 from restitution.domain.policy import Clause
@@ -170,14 +171,7 @@ def error_page(request: Request, status: int, message: str, **extra: Any) -> HTM
 
 
 def domain_error_status(error: DomainError) -> int:
-    return {
-        "invalid_request": 400,
-        "unauthenticated": 401,
-        "forbidden": 403,
-        "not_found": 404,
-        "conflict": 409,
-        "policy_violation": 422,
-    }.get(error.kind, 400)
+    return STATUS_BY_KIND.get(error.kind, 400)
 
 
 def refusal(app: App, error: DomainError) -> dict[str, Any]:

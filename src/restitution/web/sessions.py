@@ -15,9 +15,16 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, insert, select
 
-from restitution.adapters.db import tables as t
+from restitution.adapters.db.sessions import (
+    delete_expired_sessions,
+    delete_session,
+    find_mediator_account,
+    find_session,
+    insert_mediator_account,
+    insert_session,
+    mediator_account_exists,
+)
 from restitution.domain.errors import Conflict, InvalidInput, Unauthenticated
 from restitution.services.auth import Principal
 from restitution.services.context import App
@@ -52,16 +59,15 @@ def start(app: App, principal: Principal) -> tuple[str, WebSession]:
     session_id = secrets.token_urlsafe(32)
     session = WebSession(principal, secrets.token_urlsafe(32), now + SESSION_TTL)
     with app.db.transaction() as conn:
-        conn.execute(delete(t.web_sessions).where(t.web_sessions.c.expires_at <= now))
-        conn.execute(
-            insert(t.web_sessions).values(
-                id_hash=_digest(session_id),
-                role=principal.role,
-                party_id=principal.party_id,
-                csrf_token=session.csrf_token,
-                expires_at=session.expires_at,
-                created_at=now,
-            )
+        delete_expired_sessions(conn, now)
+        insert_session(
+            conn,
+            _digest(session_id),
+            principal.role,
+            principal.party_id,
+            session.csrf_token,
+            session.expires_at,
+            now,
         )
     return session_id, session
 
@@ -70,9 +76,7 @@ def load(app: App, session_id: str | None) -> WebSession | None:
     if not session_id:
         return None
     with app.db.transaction(write=False) as conn:
-        row = conn.execute(
-            select(t.web_sessions).where(t.web_sessions.c.id_hash == _digest(session_id))
-        ).first()
+        row = find_session(conn, _digest(session_id))
     if row is None or row.expires_at <= app.clock.now():
         return None
     return WebSession(Principal(row.role, row.party_id), row.csrf_token, row.expires_at)
@@ -82,7 +86,7 @@ def end(app: App, session_id: str | None) -> None:
     if not session_id:
         return
     with app.db.transaction() as conn:
-        conn.execute(delete(t.web_sessions).where(t.web_sessions.c.id_hash == _digest(session_id)))
+        delete_session(conn, _digest(session_id))
 
 
 def add_mediator(app: App, login: str, party_id: str, password: str) -> None:
@@ -93,30 +97,15 @@ def add_mediator(app: App, login: str, party_id: str, password: str) -> None:
     if len(password) < 10:
         raise InvalidInput("weak_password", "the password needs at least 10 characters")
     with app.db.transaction() as conn:
-        taken = conn.execute(
-            select(t.mediator_accounts.c.login).where(
-                (t.mediator_accounts.c.login == login)
-                | (t.mediator_accounts.c.party_id == party_id)
-            )
-        ).first()
-        if taken is not None:
+        if mediator_account_exists(conn, login, party_id):
             raise Conflict("account_exists", "that login or mediator already has an account")
-        conn.execute(
-            insert(t.mediator_accounts).values(
-                login=login,
-                party_id=party_id,
-                password_hash=_hasher.hash(password),
-                created_at=app.clock.now(),
-            )
-        )
+        insert_mediator_account(conn, login, party_id, _hasher.hash(password), app.clock.now())
 
 
 def check_mediator(app: App, login: str, password: str) -> Principal:
     """The mediator whose login and password these are, or Unauthenticated."""
     with app.db.transaction(write=False) as conn:
-        row = conn.execute(
-            select(t.mediator_accounts).where(t.mediator_accounts.c.login == login.strip())
-        ).first()
+        row = find_mediator_account(conn, login.strip())
     try:
         _hasher.verify(row.password_hash if row else _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):

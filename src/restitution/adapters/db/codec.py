@@ -15,19 +15,6 @@ def _time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def address_to_json(address: Address | None) -> dict[str, Any] | None:
-    if address is None:
-        return None
-    return {
-        "name": address.name,
-        "line1": address.line1,
-        "line2": address.line2,
-        "city": address.city,
-        "postal_code": address.postal_code,
-        "country": address.country,
-    }
-
-
 def address_from_json(data: dict[str, Any] | None) -> Address | None:
     if not data:
         return None
@@ -58,22 +45,11 @@ def order_to_row(order: Order) -> dict[str, Any]:
         "seller_terms": {
             "free_return_shipping": terms.free_return_shipping,
             "accepts_change_of_mind": terms.accepts_change_of_mind,
-            "return_address": address_to_json(terms.return_address),
+            "return_address": terms.return_address.to_dict() if terms.return_address else None,
         },
         "return_shipping_estimate": order.return_shipping_estimate,
         "buyer_country": order.buyer_country,
-        "lines": [
-            {
-                "line_id": line.line_id,
-                "sku": line.sku,
-                "title": line.title,
-                "category": line.category,
-                "quantity": line.quantity,
-                "unit_amount": line.unit_amount,
-                "custom_made": line.custom_made,
-            }
-            for line in order.lines
-        ],
+        "lines": [line.to_dict() for line in order.lines],
     }
 
 
@@ -99,20 +75,6 @@ def order_from_row(row: Any) -> Order:
         buyer_country=row.buyer_country,
         lines=tuple(OrderLine(**line) for line in row.lines),
     )
-
-
-def shipment_to_json(shipment: Shipment | None) -> dict[str, Any] | None:
-    if shipment is None:
-        return None
-    return {
-        "address": address_to_json(shipment.address),
-        "label_url": shipment.label_url,
-        "carrier": shipment.carrier,
-        "tracking_number": shipment.tracking_number,
-        "shipped_at": format_time(shipment.shipped_at) if shipment.shipped_at else None,
-        "delivered_at": format_time(shipment.delivered_at) if shipment.delivered_at else None,
-        "postage_paid": shipment.postage_paid.to_dict() if shipment.postage_paid else None,
-    }
 
 
 def shipment_from_json(data: dict[str, Any] | None) -> Shipment | None:
@@ -169,15 +131,17 @@ def case_to_row(case: Case) -> dict[str, Any]:
         "refund_granted_amount": _amount(case.refund_granted),
         "refunded_amount": _amount(case.refunded),
         "default_return_payer": case.default_return_payer,
-        "return_address": address_to_json(case.return_address),
+        "return_address": case.return_address.to_dict() if case.return_address else None,
         "holiday_country": case.holiday_country,
         "policy_id": case.policy_id,
         "policy_version": case.policy_version,
         "agreed_offer_id": case.agreed_offer_id,
         "seller_first_answer_at": case.seller_first_answer_at,
         "escalated_at": case.escalated_at,
-        "return_shipment": shipment_to_json(case.return_shipment),
-        "replacement_shipment": shipment_to_json(case.replacement_shipment),
+        "return_shipment": case.return_shipment.to_dict() if case.return_shipment else None,
+        "replacement_shipment": (
+            case.replacement_shipment.to_dict() if case.replacement_shipment else None
+        ),
         "deadline": deadline_to_json(case.deadline),
         "created_at": case.created_at,
         "updated_at": case.updated_at,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, exists, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, exists, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from restitution.adapters.db import tables as t
@@ -23,6 +23,12 @@ from restitution.domain.errors import Conflict
 from restitution.domain.history import GENESIS_HASH, ChainedEvent, format_time, jsonable
 from restitution.domain.money import allocate
 from restitution.domain.orders import Order
+
+# Hot statements built once, their values bound at execution: building `.values(**row)` for
+# every write cost more than executing it (bench/RESULTS.md).
+_UPDATE_CASE = update(t.cases).where(
+    t.cases.c.id == bindparam("_case_id"), t.cases.c.version == bindparam("_read_version")
+)
 
 
 @dataclass(frozen=True)
@@ -133,8 +139,35 @@ class Repository:
             .scalars()
             .all()
         )
-        found = [self.get_case(case_id) for case_id in ids[:limit]]
-        return [case for case in found if case is not None], len(ids) > limit
+        return self.get_cases(ids[:limit]), len(ids) > limit
+
+    def get_cases(self, case_ids: Sequence[str]) -> list[Case]:
+        """Several cases in `case_ids` order, in three queries whatever their number."""
+        if not case_ids:
+            return []
+        rows = {
+            row.id: row
+            for row in self.conn.execute(select(t.cases).where(t.cases.c.id.in_(case_ids)))
+        }
+        lines: dict[str, list[Any]] = {case_id: [] for case_id in rows}
+        for line in self.conn.execute(
+            select(t.case_lines)
+            .where(t.case_lines.c.case_id.in_(list(rows)))
+            .order_by(t.case_lines.c.case_id, t.case_lines.c.position)
+        ):
+            lines[line.case_id].append(line)
+        offers: dict[str, list[Any]] = {case_id: [] for case_id in rows}
+        for offer in self.conn.execute(
+            select(t.offers)
+            .where(t.offers.c.case_id.in_(list(rows)))
+            .order_by(t.offers.c.case_id, t.offers.c.position)
+        ):
+            offers[offer.case_id].append(offer)
+        return [
+            case_from_rows(rows[case_id], lines[case_id], offers[case_id])
+            for case_id in case_ids
+            if case_id in rows
+        ]
 
     def open_case_ids_for_lines(self, order_id: str, line_ids: Sequence[str]) -> list[str]:
         return list(
@@ -158,7 +191,7 @@ class Repository:
 
     def insert_case(self, case: Case, line_refundables: dict[str, int]) -> None:
         try:
-            self.conn.execute(insert(t.cases).values(**case_to_row(case)))
+            self.conn.execute(insert(t.cases), case_to_row(case))
             self.conn.execute(
                 insert(t.case_lines),
                 [
@@ -179,34 +212,37 @@ class Repository:
             raise Conflict(
                 "case_already_open", "one of these lines already has a case that is not resolved"
             ) from exc
-        self._save_offers(case, set())
+        self._save_offers(case, {})
         self._sync_deadline(None, case)
 
     def update_case(self, before: Case, after: Case) -> None:
         """Write `after` if nobody changed the case since `before` was read (optimistic lock)."""
         result = self.conn.execute(
-            update(t.cases)
-            .where(t.cases.c.id == before.id, t.cases.c.version == before.version)
-            .values(**case_to_row(after))
+            _UPDATE_CASE,
+            {**case_to_row(after), "_case_id": before.id, "_read_version": before.version},
         )
         if result.rowcount != 1:
             raise Conflict(
                 "concurrent_update", "the case changed meanwhile; reload it and try again"
             )
-        self._save_offers(after, {offer.id for offer in before.offers})
+        self._save_offers(after, {offer.id: offer.status for offer in before.offers})
         if after.refund_granted != before.refund_granted or after.is_resolved:
             self._sync_lines(after)
         self._sync_deadline(before, after)
 
-    def _save_offers(self, case: Case, existing: set[str]) -> None:
+    def _save_offers(self, case: Case, existing: dict[str, str]) -> None:
+        """Insert new offers; update the status of those whose status changed.
+
+        `existing` maps the offers already stored to their stored status.
+        """
         for position, offer in enumerate(case.offers):
-            row = offer_to_row(case.id, position, offer)
-            if offer.id in existing:
+            stored_status = existing.get(offer.id)
+            if stored_status is None:
+                self.conn.execute(insert(t.offers), offer_to_row(case.id, position, offer))
+            elif stored_status != offer.status:
                 self.conn.execute(
                     update(t.offers).where(t.offers.c.id == offer.id).values(status=offer.status)
                 )
-            else:
-                self.conn.execute(insert(t.offers).values(**row))
 
     def _sync_lines(self, case: Case) -> None:
         """Split the case's grant over its lines by what each may refund; free resolved lines."""
@@ -295,19 +331,20 @@ class Repository:
         )
         digest = chained.compute_hash()
         self.conn.execute(
-            insert(t.events).values(
-                id=event_id,
-                case_id=case_id,
-                seq=chained.seq,
-                type=chained.type,
-                actor_role=chained.actor_role,
-                actor_id=chained.actor_id,
-                at=event.at,
-                data=chained.data,
-                clauses=chained.clauses,
-                prev_hash=chained.prev_hash,
-                hash=digest,
-            )
+            insert(t.events),
+            {
+                "id": event_id,
+                "case_id": case_id,
+                "seq": chained.seq,
+                "type": chained.type,
+                "actor_role": chained.actor_role,
+                "actor_id": chained.actor_id,
+                "at": event.at,
+                "data": chained.data,
+                "clauses": chained.clauses,
+                "prev_hash": chained.prev_hash,
+                "hash": digest,
+            },
         )
         return StoredEvent(chained, digest)
 
@@ -345,19 +382,20 @@ class Repository:
         self, event_id: str, event_type: str, payload: dict[str, Any], now: datetime
     ) -> None:
         self.conn.execute(
-            insert(t.outbox).values(
-                event_id=event_id,
-                type=event_type,
-                payload=payload,
-                created_at=now,
-                next_attempt_at=now,
-            )
+            insert(t.outbox),
+            {
+                "event_id": event_id,
+                "type": event_type,
+                "payload": payload,
+                "created_at": now,
+                "next_attempt_at": now,
+            },
         )
 
     # ------------------------------------------------------------------ refunds
 
     def insert_refund(self, values: dict[str, Any]) -> None:
-        self.conn.execute(insert(t.refunds).values(**values))
+        self.conn.execute(insert(t.refunds), values)
 
     def get_refund(self, refund_id: str) -> Any:
         return self.conn.execute(select(t.refunds).where(t.refunds.c.id == refund_id)).first()
@@ -390,7 +428,7 @@ class Repository:
         """Insert a gateway attempt; False when its idempotency key was already used."""
         try:
             with self.conn.begin_nested():
-                self.conn.execute(insert(t.refund_attempts).values(**values))
+                self.conn.execute(insert(t.refund_attempts), values)
         except IntegrityError:
             return False
         return True
@@ -412,7 +450,7 @@ class Repository:
     # ------------------------------------------------------------------ attachments
 
     def insert_attachment(self, values: dict[str, Any]) -> None:
-        self.conn.execute(insert(t.attachments).values(**values))
+        self.conn.execute(insert(t.attachments), values)
 
     def get_attachment(self, attachment_id: str) -> Any:
         return self.conn.execute(
@@ -429,4 +467,4 @@ class Repository:
     # ------------------------------------------------------------------ messages
 
     def insert_message(self, values: dict[str, Any]) -> None:
-        self.conn.execute(insert(t.messages).values(**values))
+        self.conn.execute(insert(t.messages), values)

@@ -246,6 +246,7 @@ deadlines = Table(
     Index(
         "ix_deadlines_pending",
         "due_at",
+        "id",  # the sweeper's order (0004)
         postgresql_where=text("fired_at IS NULL AND cleared_at IS NULL"),
         sqlite_where=text("fired_at IS NULL AND cleared_at IS NULL"),
     ),

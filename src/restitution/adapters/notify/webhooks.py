@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
-
-
-def event_body(event_id: str, event_type: str, created_at: str, data: Any) -> bytes:
-    body = {"id": event_id, "type": event_type, "created_at": created_at, "data": data}
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def signature(secret: str, timestamp: int, body: bytes) -> str:

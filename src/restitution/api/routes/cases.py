@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from restitution.adapters.db.repository import CaseFilter
-from restitution.api.deps import AppDep, PrincipalDep
-from restitution.api.present import case_json, event_json, page
+from restitution.api.deps import AppDep, PrincipalDep, use_case
+from restitution.api.present import case_json, event_json, json_response, page
 from restitution.api.schemas import (
     ActionIn,
     CaseOpenIn,
@@ -48,8 +48,8 @@ def _terms(body: OfferIn) -> domain.OfferTerms:
     )
 
 
-@router.post("", status_code=201, summary="Open a case")
-def open_case(body: CaseOpenIn, app: AppDep, principal: PrincipalDep) -> dict[str, Any]:
+@router.post("", status_code=201, summary="Open a case", response_model=dict[str, Any])
+async def open_case(body: CaseOpenIn, app: AppDep, principal: PrincipalDep) -> Response:
     command = domain.OpenCase(
         order_id=body.order_id,
         # quantity omitted: the whole line (WHOLE_LINE is resolved against the order)
@@ -62,11 +62,12 @@ def open_case(body: CaseOpenIn, app: AppDep, principal: PrincipalDep) -> dict[st
         request=_terms(body.request),
         attachments=tuple(body.attachments),
     )
-    return case_json(service.open_case(app, principal, command))
+    case = await use_case(app, service.open_case, app, principal, command)
+    return json_response(case_json(case), 201)
 
 
-@router.get("", summary="List cases")
-def list_cases(
+@router.get("", summary="List cases", response_model=dict[str, Any])
+async def list_cases(
     app: AppDep,
     principal: PrincipalDep,
     status: StatusFilter = None,
@@ -75,77 +76,95 @@ def list_cases(
     seller_id: IdFilter = None,
     limit: Limit = 20,
     starting_after: IdFilter = None,
-) -> dict[str, Any]:
+) -> Response:
     flt = CaseFilter(status=status, order_id=order_id, buyer_id=buyer_id, seller_id=seller_id)
-    found = service.list_cases(app, principal, flt, limit=limit, starting_after=starting_after)
-    return page([case_json(case) for case in found.data], found.has_more)
+    found = await use_case(
+        app, service.list_cases, app, principal, flt, limit=limit, starting_after=starting_after
+    )
+    return json_response(page([case_json(case) for case in found.data], found.has_more))
 
 
-@router.get("/{case_id}", summary="Get a case")
-def get_case(case_id: str, app: AppDep, principal: PrincipalDep) -> dict[str, Any]:
-    return case_json(service.get_case(app, principal, case_id))
+@router.get("/{case_id}", summary="Get a case", response_model=dict[str, Any])
+async def get_case(case_id: str, app: AppDep, principal: PrincipalDep) -> Response:
+    return json_response(case_json(await use_case(app, service.get_case, app, principal, case_id)))
 
 
-@router.get("/{case_id}/events", summary="The case's timeline, hash-chained")
-def case_events(
+@router.get(
+    "/{case_id}/events", summary="The case's timeline, hash-chained", response_model=dict[str, Any]
+)
+async def case_events(
     case_id: str,
     app: AppDep,
     principal: PrincipalDep,
     limit: Limit = 20,
     starting_after: IdFilter = None,
-) -> dict[str, Any]:
-    events = service.case_events(app, principal, case_id)
+) -> Response:
+    events = await use_case(app, service.case_events, app, principal, case_id)
     if starting_after is not None:
         ids = [stored.chained.id for stored in events]
         events = events[ids.index(starting_after) + 1 :] if starting_after in ids else []
-    return page([event_json(e, app.policy) for e in events[:limit]], len(events) > limit)
+    return json_response(
+        page([event_json(e, app.policy) for e in events[:limit]], len(events) > limit)
+    )
 
 
-def _act(
+async def _act(
     app: App, principal: Principal, case_id: str, command: domain.Command, body: ActionIn | None
-) -> dict[str, Any]:
+) -> Response:
     acting_as = body.acting_as if body is not None else None
-    return case_json(service.act(app, principal, case_id, command, acting_as=acting_as))
+    return json_response(
+        case_json(
+            await use_case(app, service.act, app, principal, case_id, command, acting_as=acting_as)
+        )
+    )
 
 
-@router.post("/{case_id}/messages", summary="Post a message")
-def post_message(
+@router.post("/{case_id}/messages", summary="Post a message", response_model=dict[str, Any])
+async def post_message(
     case_id: str, body: MessageIn, app: AppDep, principal: PrincipalDep
-) -> dict[str, Any]:
+) -> Response:
     command = domain.PostMessage(body=body.body, attachments=tuple(body.attachments))
-    return _act(app, principal, case_id, command, body)
+    return await _act(app, principal, case_id, command, body)
 
 
-@router.post("/{case_id}/offers", summary="Make a (counter-)offer")
-def make_offer(
+@router.post("/{case_id}/offers", summary="Make a (counter-)offer", response_model=dict[str, Any])
+async def make_offer(
     case_id: str, body: OfferActionIn, app: AppDep, principal: PrincipalDep
-) -> dict[str, Any]:
-    return _act(app, principal, case_id, domain.MakeOffer(_terms(body)), body)
+) -> Response:
+    return await _act(app, principal, case_id, domain.MakeOffer(_terms(body)), body)
 
 
-@router.post("/{case_id}/accept", summary="Accept the other side's current offer")
-def accept(
+@router.post(
+    "/{case_id}/accept",
+    summary="Accept the other side's current offer",
+    response_model=dict[str, Any],
+)
+async def accept(
     case_id: str, app: AppDep, principal: PrincipalDep, body: ActionIn | None = None
-) -> dict[str, Any]:
-    return _act(app, principal, case_id, domain.Accept(), body)
+) -> Response:
+    return await _act(app, principal, case_id, domain.Accept(), body)
 
 
-@router.post("/{case_id}/reject", summary="Reject the current offer")
-def reject(
+@router.post("/{case_id}/reject", summary="Reject the current offer", response_model=dict[str, Any])
+async def reject(
     case_id: str, app: AppDep, principal: PrincipalDep, body: ReasonIn | None = None
-) -> dict[str, Any]:
-    return _act(app, principal, case_id, domain.Reject(body.reason if body else ""), body)
+) -> Response:
+    return await _act(app, principal, case_id, domain.Reject(body.reason if body else ""), body)
 
 
-@router.post("/{case_id}/escalate", summary="Escalate to the platform (X1)")
-def escalate(
+@router.post(
+    "/{case_id}/escalate", summary="Escalate to the platform (X1)", response_model=dict[str, Any]
+)
+async def escalate(
     case_id: str, app: AppDep, principal: PrincipalDep, body: ReasonIn | None = None
-) -> dict[str, Any]:
-    return _act(app, principal, case_id, domain.Escalate(body.reason if body else ""), body)
+) -> Response:
+    return await _act(app, principal, case_id, domain.Escalate(body.reason if body else ""), body)
 
 
-@router.post("/{case_id}/decision", summary="The mediator's final decision")
-def decide(case_id: str, body: DecisionIn, app: AppDep, principal: PrincipalDep) -> dict[str, Any]:
+@router.post(
+    "/{case_id}/decision", summary="The mediator's final decision", response_model=dict[str, Any]
+)
+async def decide(case_id: str, body: DecisionIn, app: AppDep, principal: PrincipalDep) -> Response:
     command = domain.Decide(
         kind=body.kind,
         amount=_money(body.amount),
@@ -153,63 +172,89 @@ def decide(case_id: str, body: DecisionIn, app: AppDep, principal: PrincipalDep)
         return_shipping_paid_by=body.return_shipping_paid_by,
         note=body.note,
     )
-    return _act(app, principal, case_id, command, body)
+    return await _act(app, principal, case_id, command, body)
 
 
-@router.post("/{case_id}/withdraw", summary="The buyer withdraws the case")
-def withdraw(
+@router.post(
+    "/{case_id}/withdraw", summary="The buyer withdraws the case", response_model=dict[str, Any]
+)
+async def withdraw(
     case_id: str, app: AppDep, principal: PrincipalDep, body: ReasonIn | None = None
-) -> dict[str, Any]:
-    return _act(app, principal, case_id, domain.Withdraw(body.reason if body else ""), body)
+) -> Response:
+    return await _act(app, principal, case_id, domain.Withdraw(body.reason if body else ""), body)
 
 
-@router.post("/{case_id}/return/label", summary="The seller adds a prepaid return label")
-def add_return_label(
+@router.post(
+    "/{case_id}/return/label",
+    summary="The seller adds a prepaid return label",
+    response_model=dict[str, Any],
+)
+async def add_return_label(
     case_id: str, body: LabelIn, app: AppDep, principal: PrincipalDep
-) -> dict[str, Any]:
+) -> Response:
     command = domain.AddReturnLabel(carrier=body.carrier, label_url=body.label_url)
-    return _act(app, principal, case_id, command, body)
+    return await _act(app, principal, case_id, command, body)
 
 
-@router.post("/{case_id}/return/shipment", summary="The buyer ships the return")
-def ship_return(
+@router.post(
+    "/{case_id}/return/shipment",
+    summary="The buyer ships the return",
+    response_model=dict[str, Any],
+)
+async def ship_return(
     case_id: str, body: ShipmentIn, app: AppDep, principal: PrincipalDep
-) -> dict[str, Any]:
+) -> Response:
     command = domain.ShipReturn(
         carrier=body.carrier,
         tracking_number=body.tracking_number,
         postage_paid=_money(body.postage_paid),
     )
-    return _act(app, principal, case_id, command, body)
+    return await _act(app, principal, case_id, command, body)
 
 
-@router.post("/{case_id}/return/delivered", summary="The return reached the seller")
-def return_delivered(
+@router.post(
+    "/{case_id}/return/delivered",
+    summary="The return reached the seller",
+    response_model=dict[str, Any],
+)
+async def return_delivered(
     case_id: str, app: AppDep, principal: PrincipalDep, body: ActionIn | None = None
-) -> dict[str, Any]:
-    return _act(app, principal, case_id, domain.MarkReturnDelivered(), body)
+) -> Response:
+    return await _act(app, principal, case_id, domain.MarkReturnDelivered(), body)
 
 
-@router.post("/{case_id}/inspection", summary="The seller inspects the returned item (I1)")
-def inspect(
+@router.post(
+    "/{case_id}/inspection",
+    summary="The seller inspects the returned item (I1)",
+    response_model=dict[str, Any],
+)
+async def inspect(
     case_id: str, body: InspectionIn, app: AppDep, principal: PrincipalDep
-) -> dict[str, Any]:
+) -> Response:
     command = domain.Inspect(
         passed=body.passed, note=body.note, attachments=tuple(body.attachments)
     )
-    return _act(app, principal, case_id, command, body)
+    return await _act(app, principal, case_id, command, body)
 
 
-@router.post("/{case_id}/replacement/shipment", summary="The seller ships a replacement")
-def ship_replacement(
+@router.post(
+    "/{case_id}/replacement/shipment",
+    summary="The seller ships a replacement",
+    response_model=dict[str, Any],
+)
+async def ship_replacement(
     case_id: str, body: ShipmentIn, app: AppDep, principal: PrincipalDep
-) -> dict[str, Any]:
+) -> Response:
     command = domain.ShipReplacement(carrier=body.carrier, tracking_number=body.tracking_number)
-    return _act(app, principal, case_id, command, body)
+    return await _act(app, principal, case_id, command, body)
 
 
-@router.post("/{case_id}/replacement/delivered", summary="The replacement reached the buyer")
-def replacement_delivered(
+@router.post(
+    "/{case_id}/replacement/delivered",
+    summary="The replacement reached the buyer",
+    response_model=dict[str, Any],
+)
+async def replacement_delivered(
     case_id: str, app: AppDep, principal: PrincipalDep, body: ActionIn | None = None
-) -> dict[str, Any]:
-    return _act(app, principal, case_id, domain.ConfirmReplacementDelivered(), body)
+) -> Response:
+    return await _act(app, principal, case_id, domain.ConfirmReplacementDelivered(), body)

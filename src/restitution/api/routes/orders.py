@@ -6,9 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response
 
-from restitution.api.deps import AppDep, OperatorDep, PrincipalDep
-from restitution.api.present import order_json
-from restitution.api.schemas import OrderIn
+from restitution.api.deps import AppDep, OperatorDep, PrincipalDep, use_case
+from restitution.api.present import json_response, order_json
+from restitution.api.schemas import MAX_AMOUNT, OrderIn
 from restitution.domain.errors import InvalidInput
 from restitution.domain.orders import Address, Order, OrderLine, Payment, SellerTerms
 from restitution.services import orders as service
@@ -18,10 +18,19 @@ router = APIRouter(prefix="/v1/orders", tags=["orders"])
 OrderId = Annotated[str, Path(min_length=1, max_length=200)]
 
 
-def _order(order_id: str, body: OrderIn) -> Order:
+def order_from_body(order_id: str, body: OrderIn) -> Order:
+    """The domain order of a validated body (shared with `restitution orders import`)."""
     line_ids = [line.line_id for line in body.lines]
     if len(set(line_ids)) != len(line_ids):
         raise InvalidInput("duplicate_line", "line_id must be unique in an order", param="lines")
+    # What was paid is the most a case can refund: it must stay an exact stored integer.
+    total = body.shipping_amount + sum(line.unit_amount * line.quantity for line in body.lines)
+    if total > MAX_AMOUNT:
+        raise InvalidInput(
+            "amount_too_large",
+            f"the order's total may be at most {MAX_AMOUNT} minor units",
+            param="lines",
+        )
     terms = body.seller_terms
     address = terms.return_address
     return Order(
@@ -35,11 +44,31 @@ def _order(order_id: str, body: OrderIn) -> Order:
         promised_delivery_by=body.promised_delivery_by,
         shipping_amount=body.shipping_amount,
         payment=Payment(body.payment.method, body.payment.reference),
-        lines=tuple(OrderLine(**line.model_dump()) for line in body.lines),
+        lines=tuple(
+            OrderLine(
+                line.line_id,
+                line.sku,
+                line.title,
+                line.category,
+                line.quantity,
+                line.unit_amount,
+                line.custom_made,
+            )
+            for line in body.lines
+        ),
         seller_terms=SellerTerms(
             free_return_shipping=terms.free_return_shipping,
             accepts_change_of_mind=terms.accepts_change_of_mind,
-            return_address=Address(**address.model_dump()) if address else None,
+            return_address=Address(
+                address.name,
+                address.line1,
+                address.city,
+                address.postal_code,
+                address.country,
+                address.line2,
+            )
+            if address
+            else None,
         ),
         return_shipping_estimate=body.return_shipping_estimate,
         buyer_country=body.buyer_country,
@@ -52,7 +81,7 @@ def _order(order_id: str, body: OrderIn) -> Order:
     status_code=200,
     responses={201: {"description": "Created: the order is new"}},
 )
-def put_order(
+async def put_order(
     order_id: OrderId, body: OrderIn, app: AppDep, principal: OperatorDep, response: Response
 ) -> dict[str, Any]:
     contacts = {
@@ -60,25 +89,33 @@ def put_order(
         for role, contact in (("buyer", body.buyer), ("seller", body.seller))
         if contact is not None
     }
-    saved = service.put_order(app, principal, _order(order_id, body), contacts)
+    order = order_from_body(order_id, body)
+    saved = await use_case(app, service.put_order, app, principal, order, contacts)
     if saved.created:
         response.status_code = 201
     return order_json(saved.order)
 
 
-@router.get("/{order_id}", summary="Get an order")
-def get_order(order_id: OrderId, app: AppDep, principal: PrincipalDep) -> dict[str, Any]:
-    return order_json(service.get_order(app, principal, order_id))
+@router.get("/{order_id}", summary="Get an order", response_model=dict[str, Any])
+async def get_order(order_id: OrderId, app: AppDep, principal: PrincipalDep) -> Response:
+    order = await use_case(app, service.get_order, app, principal, order_id)
+    return json_response(order_json(order))
 
 
-@router.get("/{order_id}/eligibility", summary="What may be claimed on each line, and why")
-def eligibility(order_id: OrderId, app: AppDep, principal: PrincipalDep) -> dict[str, Any]:
-    lines = service.eligibility(app, principal, order_id)
-    return {
-        "object": "eligibility",
-        "order_id": order_id,
-        "lines": [
-            {"line_id": line_id, "reasons": [verdict.to_dict() for verdict in verdicts]}
-            for line_id, verdicts in lines
-        ],
-    }
+@router.get(
+    "/{order_id}/eligibility",
+    summary="What may be claimed on each line, and why",
+    response_model=dict[str, Any],
+)
+async def eligibility(order_id: OrderId, app: AppDep, principal: PrincipalDep) -> Response:
+    lines = await use_case(app, service.eligibility, app, principal, order_id)
+    return json_response(
+        {
+            "object": "eligibility",
+            "order_id": order_id,
+            "lines": [
+                {"line_id": line_id, "reasons": [verdict.to_dict() for verdict in verdicts]}
+                for line_id, verdicts in lines
+            ],
+        }
+    )

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from sqlalchemy import text
 
 from restitution.api.deps import AppDep, OperatorDep
 from restitution.api.schemas import TestClockIn
 from restitution.domain.errors import InvalidInput, NotFound
 from restitution.domain.history import format_time
 from restitution.services.clock import TestClock
+from restitution.services.health import check_database
 from restitution.services.outbox import dispatch_all
 from restitution.services.worker import clock_tick
 
@@ -21,8 +21,7 @@ test_clock_router = APIRouter(tags=["test clock"])
 
 @router.get("/healthz", summary="Liveness and database check")
 def healthz(app: AppDep) -> dict[str, Any]:
-    with app.db.transaction(write=False) as conn:
-        conn.execute(text("SELECT 1"))
+    check_database(app)
     return {"status": "ok", "database": "ok"}
 
 

@@ -9,15 +9,11 @@ from fastapi import APIRouter, Path, Query
 from restitution.api.deps import AppDep, OperatorDep
 from restitution.api.present import page
 from restitution.api.schemas import WebhookEndpointIn
-from restitution.domain.history import format_time
+from restitution.domain.history import format_optional_time, format_time
 from restitution.services import webhooks as service
 
 router = APIRouter(prefix="/v1/webhook_endpoints", tags=["webhooks"])
 EndpointId = Annotated[str, Path(max_length=200)]
-
-
-def _time(value: Any) -> str | None:
-    return format_time(value) if value is not None else None
 
 
 def _endpoint(values: Any, *, with_secret: bool = False) -> dict[str, Any]:
@@ -29,7 +25,7 @@ def _endpoint(values: Any, *, with_secret: bool = False) -> dict[str, Any]:
         "enabled": values["enabled"],
         "created_at": format_time(values["created_at"]),
         "consecutive_failures": values.get("consecutive_failures") or 0,
-        "disabled_at": _time(values.get("disabled_at")),
+        "disabled_at": format_optional_time(values.get("disabled_at")),
     }
     if with_secret:
         data["secret"] = values["secret"]
@@ -57,8 +53,10 @@ def _delivery(row: Any) -> dict[str, Any]:
         "attempts": row.attempts,
         "last_status_code": row.last_status_code,
         "last_error": row.last_error,
-        "next_attempt_at": _time(row.next_attempt_at) if row.status == "pending" else None,
-        "delivered_at": _time(row.delivered_at),
+        "next_attempt_at": (
+            format_optional_time(row.next_attempt_at) if row.status == "pending" else None
+        ),
+        "delivered_at": format_optional_time(row.delivered_at),
         "created_at": format_time(row.created_at),
     }
 

@@ -1,0 +1,1 @@
+"""Benchmarks against this machine's own ceilings: `make bench` (see README, Benchmarks)."""

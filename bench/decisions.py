@@ -1,0 +1,43 @@
+"""Eligibility decisions per second in-process: the pure domain on one core.
+
+A decision is one verdict: may this line be claimed for this reason, now, and on what terms.
+The orders mix the benchmark's not-yet-delivered order and a delivered one, every reason each.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import timedelta
+
+from bench.data import NOW, order_body
+from restitution.api.order_import import OrderRecordIn
+from restitution.api.routes.orders import order_from_body
+from restitution.domain.eligibility import evaluate
+from restitution.domain.policy import REASONS
+from restitution.policies import default_policy
+
+
+def orders() -> list:  # type: ignore[type-arg]
+    pending = order_body(0)
+    delivered = order_body(1) | {"delivered_at": (NOW - timedelta(days=3)).isoformat()}
+    return [
+        order_from_body(body["order_id"], OrderRecordIn.model_validate(body))
+        for body in (pending, delivered)
+    ]
+
+
+def measure(seconds: float) -> float:
+    policy = default_policy()
+    cases = [(order, reason) for order in orders() for reason in REASONS]
+    done = 0
+    started = time.perf_counter()
+    while (elapsed := time.perf_counter() - started) < seconds:
+        for order, reason in cases:
+            evaluate(policy, order, "l1", reason, NOW)
+        done += len(cases)
+    return done / elapsed
+
+
+if __name__ == "__main__":
+    print(f"{measure(float(sys.argv[1]) if len(sys.argv) > 1 else 3.0):.0f}")

@@ -1,0 +1,314 @@
+"""Messages leaving the system: the outbox, webhook endpoints and their deliveries, e-mails,
+and the reminder rows that make each reminder go out once.
+
+Claims lease the rows they return (`next_attempt_at` moves ahead); on PostgreSQL concurrent
+workers skip rows another one holds (`FOR UPDATE SKIP LOCKED`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, exists, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from restitution.adapters.db import tables as t
+from restitution.adapters.db.codec import order_from_row
+from restitution.domain.orders import Order
+
+
+def _skips_locked(conn: Connection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+# --------------------------------------------------------------------------- outbox
+
+
+def add_outbox_event(
+    conn: Connection, event_id: str, event_type: str, payload: dict[str, Any], now: datetime
+) -> None:
+    conn.execute(
+        insert(t.outbox).values(
+            event_id=event_id,
+            type=event_type,
+            payload=payload,
+            created_at=now,
+            next_attempt_at=now,
+        )
+    )
+
+
+def undispatched_outbox(conn: Connection, limit: int) -> list[Any]:
+    """The oldest outbox rows not dispatched yet, locked for this transaction."""
+    query = (
+        select(t.outbox)
+        .where(t.outbox.c.delivered_at.is_(None))
+        .order_by(t.outbox.c.id)
+        .limit(limit)
+    )
+    if _skips_locked(conn):
+        query = query.with_for_update(skip_locked=True)
+    return list(conn.execute(query).all())
+
+
+def mark_outbox_dispatched(conn: Connection, outbox_ids: Sequence[int], now: datetime) -> None:
+    conn.execute(
+        update(t.outbox)
+        .where(t.outbox.c.id.in_(outbox_ids))
+        .values(delivered_at=now, attempts=t.outbox.c.attempts + 1)
+    )
+
+
+# --------------------------------------------------------------------------- webhook endpoints
+
+
+def insert_endpoint(conn: Connection, values: dict[str, Any]) -> None:
+    conn.execute(insert(t.webhook_endpoints).values(**values))
+
+
+def list_endpoints(conn: Connection) -> list[Any]:
+    return list(
+        conn.execute(select(t.webhook_endpoints).order_by(t.webhook_endpoints.c.created_at))
+    )
+
+
+def enabled_endpoints(conn: Connection) -> list[Any]:
+    """(id, events) of every enabled endpoint."""
+    e = t.webhook_endpoints.c
+    return list(conn.execute(select(e.id, e.events).where(e.enabled.is_(True))).all())
+
+
+def find_endpoint(conn: Connection, endpoint_id: str) -> Any:
+    return conn.execute(
+        select(t.webhook_endpoints).where(t.webhook_endpoints.c.id == endpoint_id)
+    ).first()
+
+
+def update_endpoint(conn: Connection, endpoint_id: str, values: dict[str, Any]) -> None:
+    conn.execute(
+        update(t.webhook_endpoints).where(t.webhook_endpoints.c.id == endpoint_id).values(**values)
+    )
+
+
+def disable_endpoint(conn: Connection, endpoint_id: str, now: datetime) -> None:
+    update_endpoint(conn, endpoint_id, {"enabled": False, "disabled_at": now})
+
+
+def reset_endpoint_failures(conn: Connection, endpoint_id: str) -> None:
+    e = t.webhook_endpoints.c
+    conn.execute(
+        update(t.webhook_endpoints)
+        .where(e.id == endpoint_id, e.consecutive_failures != 0)
+        .values(consecutive_failures=0)
+    )
+
+
+def count_endpoint_failure(conn: Connection, endpoint_id: str) -> Any:
+    """Add one to the endpoint's consecutive failures; returns the row's
+    (consecutive_failures, enabled, url) after it."""
+    e = t.webhook_endpoints.c
+    return conn.execute(
+        update(t.webhook_endpoints)
+        .where(e.id == endpoint_id)
+        .values(consecutive_failures=e.consecutive_failures + 1)
+        .returning(e.consecutive_failures, e.enabled, e.url)
+    ).one()
+
+
+# --------------------------------------------------------------------------- webhook deliveries
+
+
+def insert_deliveries(conn: Connection, deliveries: list[dict[str, Any]]) -> None:
+    conn.execute(insert(t.webhook_deliveries), deliveries)
+
+
+def list_deliveries(
+    conn: Connection, endpoint_id: str, *, limit: int, starting_after: str | None
+) -> tuple[list[Any], bool]:
+    """A page of the endpoint's deliveries, newest first, and whether more follow."""
+    d = t.webhook_deliveries.c
+    conditions: list[Any] = [d.endpoint_id == endpoint_id]
+    if starting_after is not None:
+        cursor = conn.execute(
+            select(d.created_at, d.id).where(d.id == starting_after, *conditions)
+        ).first()
+        if cursor is not None:
+            conditions.append(
+                or_(
+                    d.created_at < cursor.created_at,
+                    and_(d.created_at == cursor.created_at, d.id < cursor.id),
+                )
+            )
+    rows = conn.execute(
+        select(t.webhook_deliveries)
+        .where(*conditions)
+        .order_by(d.created_at.desc(), d.id.desc())
+        .limit(limit + 1)
+    ).all()
+    return list(rows[:limit]), len(rows) > limit
+
+
+def claim_due_deliveries(
+    conn: Connection, now: datetime, lease_until: datetime, limit: int
+) -> list[Any]:
+    """Pending deliveries due by `now` to enabled endpoints (with the endpoint's url and
+    secret), their attempts counted and leased until `lease_until`. `attempts` in the rows
+    returned is the count before this claim."""
+    d, e = t.webhook_deliveries.c, t.webhook_endpoints.c
+    query = (
+        select(t.webhook_deliveries, e.url, e.secret)
+        .join(t.webhook_endpoints, e.id == d.endpoint_id)
+        .where(d.status == "pending", d.next_attempt_at <= now, e.enabled.is_(True))
+        .order_by(d.next_attempt_at, d.id)
+        .limit(limit)
+    )
+    if _skips_locked(conn):
+        query = query.with_for_update(skip_locked=True, of=t.webhook_deliveries)
+    rows = list(conn.execute(query).all())
+    if rows:
+        conn.execute(
+            update(t.webhook_deliveries)
+            .where(d.id.in_([row.id for row in rows]))
+            .values(attempts=d.attempts + 1, next_attempt_at=lease_until)
+        )
+    return rows
+
+
+def finish_delivery_attempt(conn: Connection, delivery_id: str, values: dict[str, Any]) -> bool:
+    """Record an attempt's outcome; False when the delivery is no longer pending."""
+    d = t.webhook_deliveries.c
+    changed = conn.execute(
+        update(t.webhook_deliveries)
+        .where(d.id == delivery_id, d.status == "pending")
+        .values(**values)
+    ).rowcount
+    return bool(changed)
+
+
+# --------------------------------------------------------------------------- e-mails
+
+
+def email_written(conn: Connection, dedupe_key: str) -> bool:
+    row = conn.execute(select(t.emails.c.id).where(t.emails.c.dedupe_key == dedupe_key)).first()
+    return row is not None
+
+
+def insert_email(conn: Connection, values: dict[str, Any]) -> None:
+    conn.execute(insert(t.emails).values(**values))
+
+
+def case_deadline(conn: Connection, case_id: str) -> Any:
+    """The case's current deadline (a JSON object), or None."""
+    row = conn.execute(select(t.cases.c.deadline).where(t.cases.c.id == case_id)).first()
+    return row.deadline if row is not None else None
+
+
+def refund_for_case(conn: Connection, case_id: str) -> Any:
+    return conn.execute(select(t.refunds).where(t.refunds.c.case_id == case_id)).first()
+
+
+def claim_due_emails(
+    conn: Connection, now: datetime, lease_until: datetime, limit: int
+) -> list[Any]:
+    """Pending e-mails due by `now`, their attempts counted and leased until `lease_until`.
+    `attempts` in the rows returned is the count before this claim."""
+    m = t.emails.c
+    query = (
+        select(t.emails)
+        .where(m.status == "pending", m.next_attempt_at <= now)
+        .order_by(m.next_attempt_at, m.id)
+        .limit(limit)
+    )
+    if _skips_locked(conn):
+        query = query.with_for_update(skip_locked=True)
+    rows = list(conn.execute(query).all())
+    if rows:
+        conn.execute(
+            update(t.emails)
+            .where(m.id.in_([row.id for row in rows]))
+            .values(attempts=m.attempts + 1, next_attempt_at=lease_until)
+        )
+    return rows
+
+
+def finish_email_attempt(conn: Connection, email_id: int, values: dict[str, Any]) -> None:
+    """Record an attempt's outcome, unless the e-mail is no longer pending."""
+    conn.execute(
+        update(t.emails)
+        .where(t.emails.c.id == email_id, t.emails.c.status == "pending")
+        .values(**values)
+    )
+
+
+# --------------------------------------------------------------------------- reminders
+
+
+def deadlines_to_remind(conn: Connection, now: datetime, until: datetime, limit: int) -> list[Any]:
+    """Open deadlines not reminded of, due after `now` and by `until`, with their case's
+    order_id, buyer_id, seller_id, status and outcome; locked for this transaction."""
+    d, c = t.deadlines.c, t.cases.c
+    query = (
+        select(t.deadlines, c.order_id, c.buyer_id, c.seller_id, c.status, c.outcome)
+        .join(t.cases, c.id == d.case_id)
+        .where(d.fired_at.is_(None), d.cleared_at.is_(None), d.reminded_at.is_(None),
+               d.due_at > now, d.due_at <= until)
+        .order_by(d.due_at, d.id)
+        .limit(limit)
+    )  # fmt: skip
+    if _skips_locked(conn):
+        query = query.with_for_update(skip_locked=True, of=t.deadlines)
+    return list(conn.execute(query).all())
+
+
+def mark_deadlines_reminded(conn: Connection, deadline_ids: Sequence[int], now: datetime) -> None:
+    conn.execute(
+        update(t.deadlines).where(t.deadlines.c.id.in_(deadline_ids)).values(reminded_at=now)
+    )
+
+
+def orders_delivered_between(conn: Connection, after: datetime, until: datetime) -> list[Order]:
+    """Orders delivered after `after` and by `until`."""
+    o = t.orders.c
+    rows = conn.execute(
+        select(t.orders).where(
+            o.delivered_at.is_not(None), o.delivered_at > after, o.delivered_at <= until
+        )
+    ).all()
+    return [order_from_row(row) for row in rows]
+
+
+def line_has_case(conn: Connection, order_id: str, line_id: str) -> bool:
+    cl = t.case_lines.c
+    query = select(exists().where(cl.order_id == order_id, cl.line_id == line_id))
+    return bool(conn.execute(query).scalar())
+
+
+def claim_reminder(
+    conn: Connection,
+    key: str,
+    role: str,
+    party_id: str,
+    due_at: datetime,
+    now: datetime,
+    **where: str | None,
+) -> bool:
+    """Write the reminder's row; False when it was sent before (its key exists)."""
+    if conn.execute(select(t.reminders.c.key).where(t.reminders.c.key == key)).first():
+        return False
+    try:
+        with conn.begin_nested():
+            conn.execute(
+                insert(t.reminders).values(
+                    key=key,
+                    party_role=role,
+                    party_id=party_id,
+                    due_at=due_at,
+                    sent_at=now,
+                    **where,
+                )
+            )
+    except IntegrityError:  # another worker sent it just now
+        return False
+    return True

@@ -1,0 +1,34 @@
+"""Buyers' and sellers' contact details and preferences (the `parties` table)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from restitution.adapters.db import tables as t
+
+
+def upsert_party(
+    conn: Connection, role: str, party_id: str, values: dict[str, Any], now: datetime
+) -> None:
+    """Update the given columns of the party's row, creating the row when there is none."""
+    key = (t.parties.c.role == role, t.parties.c.party_id == party_id)
+    if conn.execute(update(t.parties).where(*key).values(**values, updated_at=now)).rowcount:
+        return
+    try:
+        with conn.begin_nested():
+            conn.execute(
+                insert(t.parties).values(role=role, party_id=party_id, **values, updated_at=now)
+            )
+    except IntegrityError:  # a concurrent writer created it first
+        conn.execute(update(t.parties).where(*key).values(**values, updated_at=now))
+
+
+def find_party(conn: Connection, role: str, party_id: str) -> Any:
+    """The party's row (email, locale, name, time_zone), or None."""
+    return conn.execute(
+        select(t.parties).where(t.parties.c.role == role, t.parties.c.party_id == party_id)
+    ).first()

@@ -1,0 +1,150 @@
+"""`restitution orders import FILE`: JSON Lines or CSV, validated as PUT /v1/orders validates."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner
+
+from restitution.adapters.db.engine import Database
+from restitution.adapters.db.repository import Repository
+from restitution.cli import app
+from restitution.domain.orders import Order
+from tests.integration.conftest import order_body
+
+runner = CliRunner()
+
+CSV_HEADER = (
+    "order_id,buyer_id,seller_id,currency,placed_at,shipped_at,delivered_at,shipping_amount,"
+    "payment_method,payment_reference,free_return_shipping,return_name,return_line1,"
+    "return_city,return_postal_code,return_country,line_id,sku,title,category,quantity,"
+    "unit_amount,custom_made"
+)
+CSV_ORDER = "2026-03-01T10:00:00Z,2026-03-02T10:00:00Z,2026-03-04T10:00:00Z"
+
+
+def _jsonl(path: Path, records: list[Any]) -> Path:
+    path.write_text(
+        "\n".join(r if isinstance(r, str) else json.dumps(r) for r in records) + "\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def _record(order_id: str, **overrides: Any) -> dict[str, Any]:
+    return {"order_id": order_id, **order_body(**overrides)}
+
+
+def _import(url: str, tmp_path: Path, file: Path) -> Any:
+    env = {
+        "RESTITUTION_DATABASE_URL": url,
+        "RESTITUTION_OPERATOR_KEY": "k",
+        "RESTITUTION_STORAGE_DIR": str(tmp_path / "evidence"),
+    }
+    return runner.invoke(app, ["orders", "import", str(file)], env=env)
+
+
+def _order(url: str, order_id: str) -> Order | None:
+    db = Database(url)
+    try:
+        with db.transaction(write=False) as conn:
+            return Repository(conn).get_order(order_id)
+    finally:
+        db.dispose()
+
+
+def test_a_good_json_lines_file_is_imported(database_url: str, tmp_path: Path) -> None:
+    file = _jsonl(tmp_path / "orders.jsonl", [_record(f"o_{n}") for n in range(3)])
+
+    result = _import(database_url, tmp_path, file)
+
+    assert result.exit_code == 0, result.output
+    assert "imported 3 orders" in result.output
+    order = _order(database_url, "o_2")
+    assert order is not None
+    assert [line.line_id for line in order.lines] == ["l1", "l2"]
+    assert order.seller_terms.return_address is not None
+
+
+def test_bad_lines_are_reported_with_their_numbers_and_the_rest_imported(
+    database_url: str, tmp_path: Path
+) -> None:
+    good = _record("o_good")
+    string_quantity = _record("o_bad_quantity")
+    string_quantity["lines"][0]["quantity"] = "1"
+    duplicate_lines = _record("o_duplicate")
+    duplicate_lines["lines"][1]["line_id"] = "l1"
+    no_order_id = order_body()
+    file = _jsonl(
+        tmp_path / "orders.jsonl",
+        [good, string_quantity, "{not json", duplicate_lines, no_order_id, _record("o_last")],
+    )
+
+    result = _import(database_url, tmp_path, file)
+
+    assert result.exit_code == 1, result.output
+    assert f"{file}:2: lines.0.quantity:" in result.output
+    assert f"{file}:3: " in result.output
+    assert f"{file}:4: lines: line_id must be unique" in result.output
+    assert f"{file}:5: order_id:" in result.output
+    assert "imported 2 orders" in result.output
+    assert "4 bad" in result.output
+    assert _order(database_url, "o_good") is not None
+    assert _order(database_url, "o_last") is not None
+    assert _order(database_url, "o_bad_quantity") is None
+
+
+def test_a_csv_file_makes_one_order_of_consecutive_rows(database_url: str, tmp_path: Path) -> None:
+    address = "Shop returns,1 Harbour Rd,Shenzhen,518000,CN"
+    file = tmp_path / "orders.csv"
+    file.write_text(
+        "\n".join(
+            [
+                CSV_HEADER,
+                f"o_a,b_1,s_1,USD,{CSV_ORDER},300,card,pi_1,false,{address},"
+                "l1,PH-1,Phone,electronics/phones,1,2599,false",
+                f"o_a,b_1,s_1,USD,{CSV_ORDER},300,card,pi_1,false,{address},"
+                "l2,CS-1,Case,accessories,2,1300,",
+                f"o_b,b_2,s_1,USD,{CSV_ORDER},0,paypal,,true,,,,,,l1,X,Thing,toys,3,500,",
+                f"o_c,b_3,s_1,USD,{CSV_ORDER},0,card,,,,,,,,l1,X,Thing,toys,many,500,",
+            ]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+
+    result = _import(database_url, tmp_path, file)
+
+    assert result.exit_code == 1, result.output
+    assert f"{file}:5: lines.0.quantity:" in result.output
+    order_a = _order(database_url, "o_a")
+    assert order_a is not None
+    assert [(line.line_id, line.quantity) for line in order_a.lines] == [("l1", 1), ("l2", 2)]
+    assert order_a.seller_terms.return_address is not None
+    assert order_a.seller_terms.return_address.country == "CN"
+    order_b = _order(database_url, "o_b")
+    assert order_b is not None
+    assert order_b.seller_terms.free_return_shipping is True
+    assert order_b.payment.method == "paypal"
+    assert _order(database_url, "o_c") is None
+
+
+def test_importing_again_replaces_the_orders(database_url: str, tmp_path: Path) -> None:
+    first = _jsonl(tmp_path / "first.jsonl", [_record("o_1"), _record("o_2")])
+    assert _import(database_url, tmp_path, first).exit_code == 0
+    again = _jsonl(
+        tmp_path / "again.jsonl",
+        [_record("o_1", buyer_id="b_9"), _record("o_1", buyer_id="b_10")],
+    )
+
+    result = _import(database_url, tmp_path, again)
+
+    assert result.exit_code == 0, result.output
+    replaced = _order(database_url, "o_1")
+    assert replaced is not None
+    assert replaced.buyer_id == "b_10"  # the later line of a file wins, as two PUTs would
+    untouched = _order(database_url, "o_2")
+    assert untouched is not None
+    assert untouched.buyer_id == "b_1"
