@@ -12,6 +12,7 @@ from restitution.domain.orders import Address, Order, OrderLine, Payment, Seller
 from restitution.services import attachments, cases, orders
 from restitution.services.auth import OPERATOR, Principal
 from restitution.services.context import App
+from restitution.services.parties import PartyContact
 
 BUYERS = ("b_alice", "b_bob")
 SELLERS = ("s_gadgets", "s_style")
@@ -63,6 +64,12 @@ def _line(
     return OrderLine(line_id, f"SKU-{line_id}", title, category, 1, amount, custom)
 
 
+def _contact(party_id: str) -> PartyContact:
+    """Demo parties get addresses on the reserved .test domain: mail is logged, never sent."""
+    name = party_id.split("_", 1)[1].capitalize()
+    return PartyContact(email=f"{party_id}@example.test", name=name, locale="en_US")
+
+
 def load(app: App) -> bool:
     """Create the demo data once; False when the demo orders are already there."""
     try:
@@ -95,7 +102,8 @@ def load(app: App) -> bool:
                free_returns=True),
     ]  # fmt: skip
     for order in demo_orders:
-        orders.put_order(app, OPERATOR, order)
+        contacts = {"buyer": _contact(order.buyer_id), "seller": _contact(order.seller_id)}
+        orders.put_order(app, OPERATOR, order, contacts)
 
     def photo(buyer: Principal) -> tuple[str, ...]:
         return (attachments.upload(app, buyer, PHOTO, "photo.png").id,)
