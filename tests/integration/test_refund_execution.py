@@ -8,7 +8,11 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 
 from restitution.adapters.db import tables as t
+from restitution.domain.cases import PostMessage
+from restitution.services import audit
+from restitution.services import cases as case_service
 from restitution.services import refunds as service
+from restitution.services.auth import OPERATOR
 from restitution.services.ports import GatewayResult, RefundRequest
 from tests.integration.case_steps import (
     FULL_L1,
@@ -145,3 +149,26 @@ def test_return_postage_is_capped_by_the_policy(api: Api) -> None:
     cap = api.app.policy.max_return_postage_reimbursement
     assert refund["postage_amount"]["amount"] == cap
     assert refund["amount"]["amount"] == FULL_L1 + cap
+
+
+def test_a_case_changed_before_the_ledger_answers_is_read_again(api: Api) -> None:
+    """The accept passes its case along to settle the refund without reading it; when the
+    case moved meanwhile, the version check refuses that copy and the stored case is used."""
+    case = open_case(api)
+
+    @dataclass
+    class MovingGateway(FakeGateway):
+        def refund(self, request: RefundRequest) -> GatewayResult:
+            # another request acts on the case between the accept's commit and the outcome
+            case_service.act(
+                api.app, OPERATOR, case["id"], PostMessage("Any news?"), acting_as="buyer"
+            )
+            return super().refund(request)
+
+    api.app.refund_gateway = MovingGateway()
+    assert seller(api, case["id"], "accept")["status"] == "refund_pending"
+    assert refunds(api, case["id"])[0]["status"] == "succeeded"
+    assert get_case(api, case["id"])["outcome"] == "refunded"
+    types = event_types(api, case["id"])
+    assert types[-2:] == ["case.message_posted", "refund.succeeded"], types
+    assert audit.verify(api.app, case["id"]).broken == []

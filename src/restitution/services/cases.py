@@ -128,7 +128,7 @@ def act(
     ctx = app.context()
     with app.db.transaction() as conn:
         repo = Repository(conn)
-        case = _visible_case(repo, principal, case_id)
+        case = _visible_case(repo, principal, case_id, for_write=True)
         actor = actor_for(principal, case, command.action, acting_as)
         result = apply(case, command, actor, ctx)
         attachments = getattr(command, "attachments", ())
@@ -146,8 +146,11 @@ def act(
                     "created_at": ctx.now,
                 }
             )
-        record(app, repo, case, result)
-    refunds.execute_if_automatic(app, result.case)
+        stored = record(app, repo, case, result)
+        # The refund is executed right after the commit: pass along what was just written,
+        # so settling it does not read the case again.
+        known = refunds.Known(result.case, stored, repo.known_refundables(case.id))
+    refunds.execute_if_automatic(app, result.case, known)
     return result.case
 
 
@@ -188,8 +191,10 @@ def actor_for(principal: Principal, case: Case, action: str, acting_as: str | No
     return Actor(role, party_id)
 
 
-def _visible_case(repo: Repository, principal: Principal, case_id: str) -> Case:
-    case = repo.get_case(case_id)
+def _visible_case(
+    repo: Repository, principal: Principal, case_id: str, *, for_write: bool = False
+) -> Case:
+    case = repo.get_case(case_id, for_write=for_write)
     if case is None or not can_see_case(principal, case):
         raise not_found("case", case_id)
     return case

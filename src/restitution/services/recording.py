@@ -19,34 +19,31 @@ def record(app: App, repo: Repository, before: Case | None, result: Result) -> S
     if before is not None:
         repo.update_case(before, after)
     stored = repo.append_event(after.id, app.new_id("evt"), result.event)
-    notify(app, repo, stored.chained.id, result.event.type, after, result.event.at)
+    at = result.event.at
+    # The outbox rows, written together in one statement once all are known.
+    outbox = [outbox_row(stored.chained.id, result.event.type, after, at)]
     if after.status == "refund_pending" and (before is None or before.status != "refund_pending"):
-        refund_id = grant_refund(app, repo, after, result.event.at)
-        notify(
-            app,
-            repo,
-            app.new_id("evt"),
-            "refund.requested",
-            after,
-            result.event.at,
-            extra={"refund_id": refund_id},
+        refund_id = grant_refund(app, repo, after, at)
+        outbox.append(
+            outbox_row(
+                app.new_id("evt"), "refund.requested", after, at, extra={"refund_id": refund_id}
+            )
         )
     if after.is_resolved and (before is None or not before.is_resolved):
-        notify(app, repo, app.new_id("evt"), "case.resolved", after, result.event.at)
+        outbox.append(outbox_row(app.new_id("evt"), "case.resolved", after, at))
+    repo.add_outbox_rows(outbox)
     return stored
 
 
-def notify(
-    app: App,
-    repo: Repository,
+def outbox_row(
     event_id: str,
     event_type: str,
     case: Case,
     at: datetime,
     *,
     extra: dict[str, Any] | None = None,
-) -> None:
-    """An outbox row: delivered to webhooks after commit, retried until it lands."""
+) -> tuple[str, str, dict[str, Any], datetime]:
+    """An outbox row's (event id, type, payload, time) for `add_outbox_rows`."""
     data: dict[str, Any] = {
         "case_id": case.id,
         "order_id": case.order_id,
@@ -56,7 +53,7 @@ def notify(
         "outcome": case.outcome,
         **(extra or {}),
     }
-    repo.add_outbox(event_id, event_type, data, at)
+    return (event_id, event_type, data, at)
 
 
 def grant_refund(app: App, repo: Repository, case: Case, now: datetime) -> str:

@@ -13,6 +13,7 @@ mediators are told. The `operator` gateway waits for the marketplace to confirm
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -21,9 +22,9 @@ import structlog
 from sqlalchemy import select, update
 
 from restitution.adapters.db import tables as t
-from restitution.adapters.db.repository import Repository
+from restitution.adapters.db.repository import Repository, StoredEvent
 from restitution.domain.cases import SYSTEM, Actor, Case, FailRefund, SettleRefund, apply
-from restitution.domain.errors import Conflict, Forbidden
+from restitution.domain.errors import Conflict, DomainError, Forbidden
 from restitution.services.auth import Principal, can_see_case, not_found
 from restitution.services.context import App
 from restitution.services.ports import GatewayResult, RefundGateway, RefundRequest
@@ -36,10 +37,20 @@ RETRY_BASE = timedelta(minutes=1)
 RETRY_CAP = timedelta(hours=1)
 
 
-def execute_if_automatic(app: App, case: Case) -> None:
+@dataclass(frozen=True)
+class Known:
+    """A case as the transaction that just committed it wrote it, with its last event and its
+    lines' refundable amounts: settling its refund right after needs not read them again."""
+
+    case: Case
+    last_event: StoredEvent
+    refundables: Sequence[tuple[str, int]] | None = None
+
+
+def execute_if_automatic(app: App, case: Case, known: Known | None = None) -> None:
     """With a refund gateway configured, a grant is executed as soon as it is committed."""
     if app.refund_gateway is not None and case.status == "refund_pending":
-        execute(app, case.id)
+        execute(app, case.id, known)
 
 
 @dataclass(frozen=True)
@@ -49,8 +60,10 @@ class _Claim:
     request: RefundRequest
 
 
-def execute(app: App, case_id: str) -> str | None:
-    """One attempt at the case's pending grant; returns the refund's status after it."""
+def execute(app: App, case_id: str, known: Known | None = None) -> str | None:
+    """One attempt at the case's pending grant; returns the refund's status after it.
+
+    `known`: the case as last committed, if the caller has it (checked by its version)."""
     gateway = app.refund_gateway
     if gateway is None:
         return None
@@ -62,7 +75,7 @@ def execute(app: App, case_id: str) -> str | None:
     except Exception as exc:  # a gateway that raises has failed this attempt, nothing more
         log.warning("refund_gateway_error", refund_id=claim.request.refund_id, error=str(exc))
         result = GatewayResult(succeeded=False, error=f"{type(exc).__name__}: {exc}"[:500])
-    return _record_outcome(app, claim, result)
+    return _record_outcome(app, claim, result, known)
 
 
 def retry_due(app: App, *, limit: int = 100) -> int:
@@ -95,15 +108,21 @@ def _claim(app: App, gateway: RefundGateway, case_id: str) -> _Claim | None:
             return None
         if refund.next_attempt_at is not None and refund.next_attempt_at > now:
             return None
-        last = conn.execute(
-            select(t.refund_attempts)
-            .where(
-                t.refund_attempts.c.refund_id == refund.id,
-                t.refund_attempts.c.gateway == gateway.name,
-            )
-            .order_by(t.refund_attempts.c.created_at.desc(), t.refund_attempts.c.id.desc())
-            .limit(1)
-        ).first()
+        # Pending attempts are written only here, with `attempts` counted in the same
+        # transaction: a refund never attempted has none to ask again about.
+        last = (
+            conn.execute(
+                select(t.refund_attempts)
+                .where(
+                    t.refund_attempts.c.refund_id == refund.id,
+                    t.refund_attempts.c.gateway == gateway.name,
+                )
+                .order_by(t.refund_attempts.c.created_at.desc(), t.refund_attempts.c.id.desc())
+                .limit(1)
+            ).first()
+            if refund.attempts
+            else None
+        )
         attempts = refund.attempts
         if last is not None and last.status == "pending":
             # In doubt: an earlier try never wrote its outcome. Ask again with the same key.
@@ -142,7 +161,9 @@ def _claim(app: App, gateway: RefundGateway, case_id: str) -> _Claim | None:
     return _Claim(attempt_id, attempts, request)
 
 
-def _record_outcome(app: App, claim: _Claim, result: GatewayResult) -> str | None:
+def _record_outcome(
+    app: App, claim: _Claim, result: GatewayResult, known: Known | None = None
+) -> str | None:
     now = app.clock.now()
     refund_id = claim.request.refund_id
     with app.db.transaction() as conn:
@@ -156,7 +177,7 @@ def _record_outcome(app: App, claim: _Claim, result: GatewayResult) -> str | Non
         if refund is None or refund.status != "pending":
             return refund.status if refund is not None else None  # confirmed meanwhile
         if result.succeeded:
-            _finish(app, repo, refund, SYSTEM, succeeded=True, reason="")
+            _finish(app, repo, refund, SYSTEM, succeeded=True, reason="", known=known)
             return "succeeded"
         if claim.attempts >= app.settings.refund_max_attempts:
             conn.execute(
@@ -165,7 +186,7 @@ def _record_outcome(app: App, claim: _Claim, result: GatewayResult) -> str | Non
                 .values(last_error=result.error, next_attempt_at=None)
             )
             reason = f"the gateway failed {claim.attempts} times: {result.error or 'no reason'}"
-            _finish(app, repo, refund, SYSTEM, succeeded=False, reason=reason)
+            _finish(app, repo, refund, SYSTEM, succeeded=False, reason=reason, known=known)
             log.warning("refund_failed", refund_id=refund_id, attempts=claim.attempts)
             return "failed"
         conn.execute(
@@ -211,14 +232,41 @@ def confirm(
 
 
 def _finish(
-    app: App, repo: Repository, refund: Any, actor: Actor, *, succeeded: bool, reason: str
+    app: App,
+    repo: Repository,
+    refund: Any,
+    actor: Actor,
+    *,
+    succeeded: bool,
+    reason: str,
+    known: Known | None = None,
 ) -> None:
-    case = repo.get_case(refund.case_id)
-    assert case is not None
     ctx = app.context()
     command = SettleRefund(refund.id) if succeeded else FailRefund(refund.id, reason)
+    status = "succeeded" if succeeded else "failed"
+    status_set = False
+    if known is not None and known.case.id == refund.case_id:
+        # The case as its last transaction committed it: used unread while its version
+        # still matches (update_case checks); otherwise read it as below.
+        try:
+            result = apply(known.case, command, actor, ctx)
+        except DomainError:
+            pass  # read the case and let the stored one decide
+        else:
+            repo.remember(known.case, known.last_event, known.refundables)
+            repo.set_refund_status(refund.id, status, ctx.now)
+            status_set = True
+            try:
+                record(app, repo, known.case, result)  # its first write is the version check
+                return
+            except Conflict as exc:
+                if exc.code != "concurrent_update":
+                    raise
+    case = repo.get_case(refund.case_id, for_write=True)
+    assert case is not None
     result = apply(case, command, actor, ctx)
-    repo.set_refund_status(refund.id, "succeeded" if succeeded else "failed", ctx.now)
+    if not status_set:
+        repo.set_refund_status(refund.id, status, ctx.now)
     record(app, repo, case, result)
 
 

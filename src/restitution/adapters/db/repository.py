@@ -38,6 +38,35 @@ class StoredEvent:
 
 
 @dataclass(frozen=True)
+class _Tail:
+    """A case's last event as this repository knows it, valid while the case's stored
+    version is `version` (every event is written with a version bump of its case)."""
+
+    version: int
+    seq: int
+    hash: str
+
+
+def _last_event(column: Any) -> Any:
+    e = t.events.c
+    return (
+        select(column)
+        .where(e.case_id == t.cases.c.id)
+        .order_by(e.seq.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+# The case with its last event's seq and hash, in one statement, for a case about to change.
+_CASE_FOR_WRITE = select(
+    t.cases,
+    _last_event(t.events.c.seq).label("last_event_seq"),
+    _last_event(t.events.c.hash).label("last_event_hash"),
+)
+
+
+@dataclass(frozen=True)
 class CaseFilter:
     status: str | None = None
     order_id: str | None = None
@@ -50,6 +79,11 @@ class Repository:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.is_postgres = conn.dialect.name == "postgresql"
+        # What this transaction already knows, so writing an action does not read it again:
+        # each case's last event, and each case's lines' refundable amounts (never changed
+        # after the case is opened), in position order.
+        self._tails: dict[str, _Tail] = {}
+        self._refundables: dict[str, list[tuple[str, int]]] = {}
 
     # ------------------------------------------------------------------ orders
 
@@ -78,22 +112,48 @@ class Repository:
 
     # ------------------------------------------------------------------ cases
 
-    def get_case(self, case_id: str, *, for_update: bool = False) -> Case | None:
-        query = select(t.cases).where(t.cases.c.id == case_id)
+    def get_case(
+        self, case_id: str, *, for_update: bool = False, for_write: bool = False
+    ) -> Case | None:
+        """The case; `for_write` also reads its last event in the same statement, for the
+        action about to be recorded (`append_event` then needs no query of its own)."""
+        query = (_CASE_FOR_WRITE if for_write else select(t.cases)).where(t.cases.c.id == case_id)
         if for_update and self.is_postgres:
             query = query.with_for_update()
         row = self.conn.execute(query).first()
         if row is None:
             return None
+        if for_write:
+            if row.last_event_seq is None:
+                self._tails[case_id] = _Tail(row.version, 0, GENESIS_HASH)
+            else:
+                self._tails[case_id] = _Tail(row.version, row.last_event_seq, row.last_event_hash)
         lines = self.conn.execute(
             select(t.case_lines)
             .where(t.case_lines.c.case_id == case_id)
             .order_by(t.case_lines.c.position)
         ).all()
+        self._refundables[case_id] = [(line.line_id, line.refundable_amount) for line in lines]
         offers = self.conn.execute(
             select(t.offers).where(t.offers.c.case_id == case_id).order_by(t.offers.c.position)
         ).all()
         return case_from_rows(row, list(lines), list(offers))
+
+    def remember(
+        self,
+        case: Case,
+        last: StoredEvent,
+        refundables: Sequence[tuple[str, int]] | None = None,
+    ) -> None:
+        """Know `case` (as stored at its version) and its last event without reading them:
+        passed along from the transaction that wrote them. Should the case have changed
+        since, `update_case` refuses the write (its version check) as it would anyway."""
+        self._tails[case.id] = _Tail(case.version, last.chained.seq, last.hash)
+        if refundables is not None:
+            self._refundables[case.id] = list(refundables)
+
+    def known_refundables(self, case_id: str) -> list[tuple[str, int]] | None:
+        return self._refundables.get(case_id)
 
     def list_cases(
         self,
@@ -212,6 +272,10 @@ class Repository:
             raise Conflict(
                 "case_already_open", "one of these lines already has a case that is not resolved"
             ) from exc
+        self._tails[case.id] = _Tail(case.version, 0, GENESIS_HASH)
+        self._refundables[case.id] = [
+            (line.line_id, line_refundables[line.line_id]) for line in case.lines
+        ]
         self._save_offers(case, {})
         self._sync_deadline(None, case)
 
@@ -222,9 +286,14 @@ class Repository:
             {**case_to_row(after), "_case_id": before.id, "_read_version": before.version},
         )
         if result.rowcount != 1:
+            self._tails.pop(before.id, None)
             raise Conflict(
                 "concurrent_update", "the case changed meanwhile; reload it and try again"
             )
+        tail = self._tails.pop(before.id, None)
+        if tail is not None and tail.version == before.version:
+            # Nobody wrote the case since `tail` was known, so nobody wrote an event either.
+            self._tails[before.id] = _Tail(after.version, tail.seq, tail.hash)
         self._save_offers(after, {offer.id: offer.status for offer in before.offers})
         if after.refund_granted != before.refund_granted or after.is_resolved:
             self._sync_lines(after)
@@ -246,19 +315,25 @@ class Repository:
 
     def _sync_lines(self, case: Case) -> None:
         """Split the case's grant over its lines by what each may refund; free resolved lines."""
-        lines = self.conn.execute(
-            select(t.case_lines.c.line_id, t.case_lines.c.refundable_amount)
-            .where(t.case_lines.c.case_id == case.id)
-            .order_by(t.case_lines.c.position)
-        ).all()
+        lines = self._refundables.get(case.id)
+        if lines is None:
+            lines = [
+                (row.line_id, row.refundable_amount)
+                for row in self.conn.execute(
+                    select(t.case_lines.c.line_id, t.case_lines.c.refundable_amount)
+                    .where(t.case_lines.c.case_id == case.id)
+                    .order_by(t.case_lines.c.position)
+                )
+            ]
+            self._refundables[case.id] = lines
         granted = case.refunded or case.refund_granted
         used = case.outcome not in ("withdrawn", "rejected", "expired", "replaced")
         total = granted.amount if granted is not None and used else 0
-        parts = allocate(total, [line.refundable_amount for line in lines])
-        for line, part in zip(lines, parts, strict=True):
+        parts = allocate(total, [refundable for _, refundable in lines])
+        for (line_id, _), part in zip(lines, parts, strict=True):
             self.conn.execute(
                 update(t.case_lines)
-                .where(t.case_lines.c.case_id == case.id, t.case_lines.c.line_id == line.line_id)
+                .where(t.case_lines.c.case_id == case.id, t.case_lines.c.line_id == line_id)
                 .values(granted_amount=part, is_open=not case.is_resolved)
             )
 
@@ -311,23 +386,28 @@ class Repository:
     # ------------------------------------------------------------------ events
 
     def append_event(self, case_id: str, event_id: str, event: Event) -> StoredEvent:
-        last = self.conn.execute(
-            select(t.events.c.seq, t.events.c.hash)
-            .where(t.events.c.case_id == case_id)
-            .order_by(t.events.c.seq.desc())
-            .limit(1)
-        ).first()
+        tail = self._tails.get(case_id)
+        if tail is not None:
+            seq, prev_hash = tail.seq, tail.hash
+        else:
+            last = self.conn.execute(
+                select(t.events.c.seq, t.events.c.hash)
+                .where(t.events.c.case_id == case_id)
+                .order_by(t.events.c.seq.desc())
+                .limit(1)
+            ).first()
+            seq, prev_hash = (last.seq, last.hash) if last else (0, GENESIS_HASH)
         chained = ChainedEvent(
             id=event_id,
             case_id=case_id,
-            seq=last.seq + 1 if last else 1,
+            seq=seq + 1,
             type=event.type,
             actor_role=event.actor.role,
             actor_id=event.actor.id,
             at=format_time(event.at),
             data=jsonable(event.data),
             clauses=list(event.clauses),
-            prev_hash=last.hash if last else GENESIS_HASH,
+            prev_hash=prev_hash,
         )
         digest = chained.compute_hash()
         self.conn.execute(
@@ -346,6 +426,8 @@ class Repository:
                 "hash": digest,
             },
         )
+        if tail is not None:
+            self._tails[case_id] = _Tail(tail.version, chained.seq, digest)
         return StoredEvent(chained, digest)
 
     def case_events(self, case_id: str) -> list[StoredEvent]:
@@ -381,15 +463,22 @@ class Repository:
     def add_outbox(
         self, event_id: str, event_type: str, payload: dict[str, Any], now: datetime
     ) -> None:
+        self.add_outbox_rows([(event_id, event_type, payload, now)])
+
+    def add_outbox_rows(self, rows: Sequence[tuple[str, str, dict[str, Any], datetime]]) -> None:
+        """Outbox rows (event id, type, payload, time), in order, in one statement."""
         self.conn.execute(
             insert(t.outbox),
-            {
-                "event_id": event_id,
-                "type": event_type,
-                "payload": payload,
-                "created_at": now,
-                "next_attempt_at": now,
-            },
+            [
+                {
+                    "event_id": event_id,
+                    "type": event_type,
+                    "payload": payload,
+                    "created_at": now,
+                    "next_attempt_at": now,
+                }
+                for event_id, event_type, payload, now in rows
+            ],
         )
 
     # ------------------------------------------------------------------ refunds
