@@ -7,12 +7,18 @@ Add a command with `@app.command()` (serve, migrate, demo, ...) or a group with
 from __future__ import annotations
 
 import contextlib
+import io
+import multiprocessing
+import os
 import signal
+import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 from sqlalchemy.engine import make_url
@@ -20,12 +26,14 @@ from sqlalchemy.engine import make_url
 from restitution.adapters.db.engine import Database
 from restitution.adapters.db.engine import migrate as migrate_database
 from restitution.bootstrap import SchemaOutOfDate, build_app, operator_key
+from restitution.domain.errors import DomainError
 from restitution.domain.policy import Policy
 from restitution.policies import PolicyError, default_policy, load_policy, parse_policy
 from restitution.services import audit
 from restitution.services import demo as demo_data
 from restitution.services.auth import mint_party_token
 from restitution.services.context import App
+from restitution.services.orders import import_orders
 from restitution.services.worker import Worker
 from restitution.settings import Settings
 
@@ -160,10 +168,10 @@ def serve(
     with_demo: bool = typer.Option(False, "--demo", help="Load demo data first (once)."),
 ) -> None:
     """Serve the API (and the background worker, unless --no-sweeper) on HOST:PORT."""
+    # Imported here: the web application (and its server) is the heaviest import, and the
+    # other commands (`orders import`, `worker`, ...) start faster without it.
     import uvicorn
 
-    # Imported here: the web application is the heaviest import, and the other commands
-    # (`orders import`, `worker`, ...) start faster without it.
     from restitution.api.app import create_api
 
     settings = _settings()
@@ -234,17 +242,10 @@ def orders_import(
 
     Bad orders are reported as FILE:LINE: message and skipped; the exit status is 1 if any.
     """
-    import io
-    import multiprocessing
-    import os
-    import time
-    from collections import deque
-
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
+    # Imported here to keep CLI start-up fast: the order validation pulls in FastAPI and the
+    # API's schemas, which no other command needs.
     from restitution.api.order_import import chunks, parse_chunk
     from restitution.api.order_import import file_format as detect_format
-    from restitution.services.orders import import_orders
 
     fmt = detect_format(file.name, file_format)
     if fmt not in ("jsonl", "csv"):
@@ -358,7 +359,7 @@ def mediators_add(
     ),
 ) -> None:
     """Create a console login for a mediator; the password is stored as an argon2 hash."""
-    from restitution.domain.errors import DomainError
+    # Imported here to keep CLI start-up fast: password hashing (argon2) is needed only here.
     from restitution.web.sessions import add_mediator
 
     application = _build(_settings())

@@ -7,12 +7,12 @@ from typing import Any
 
 from starlette.responses import Response
 
-from restitution.adapters.db.repository import StoredEvent
 from restitution.domain.cases import Case
 from restitution.domain.history import format_optional_time, format_time, jsonable
 from restitution.domain.money import Money
 from restitution.domain.orders import Order
 from restitution.domain.policy import Policy
+from restitution.services.ports import StoredEvent
 
 
 def money(amount: int, currency: str) -> dict[str, Any]:

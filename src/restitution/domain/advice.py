@@ -9,9 +9,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from restitution.domain.calendar import add_business_days
 from restitution.domain.history import format_time
@@ -45,6 +46,13 @@ class Advice:
 
 def describe_moment(moment: datetime) -> str:
     """`27 November 2026, 10:00 UTC`: a time as a buyer reads it."""
+    return _describe_moment(moment, moment.fold)
+
+
+@lru_cache(maxsize=4096)
+def _describe_moment(moment: datetime, fold: int) -> str:
+    # Equal datetimes (with the same fold) are the same instant, so they read the same in
+    # UTC: safe to cache (asked on most eligibility verdicts; bench/RESULTS.md).
     moment = moment.astimezone(UTC)
     return f"{moment.day} {moment:%B %Y, %H:%M} UTC"
 
@@ -62,7 +70,17 @@ def refund_eta(
     policy: Policy, method: str, from_time: datetime, country: str | None = None
 ) -> Advice:
     days = policy.refund_days_for(method)
-    arrives_by = expected_refund_by(policy, method, from_time, country)
+    return _refund_eta(
+        method, days, from_time, from_time.tzinfo, from_time.fold, country or policy.holiday_country
+    )
+
+
+@lru_cache(maxsize=1024)
+def _refund_eta(
+    method: str, days: int, from_time: datetime, tz: object, fold: int, country: str
+) -> Advice:
+    # The date is read in `from_time`'s own zone, hence its tzinfo and fold in the key.
+    arrives_by = add_business_days(from_time, days, country)
     method_name = method.replace("_", " ")
     return Advice(
         code=REFUND_ETA,
@@ -117,6 +135,17 @@ def evidence_checklist(policy: Policy, reason: str) -> Advice | None:
     if not items:
         return None
     required = reason in policy.evidence_required_reasons
+    if items.__class__ is tuple:
+        return _evidence_checklist(items, required)
+    return _checklist_advice(items, required)
+
+
+@lru_cache(maxsize=256)
+def _evidence_checklist(items: tuple[str, ...], required: bool) -> Advice:
+    return _checklist_advice(items, required)
+
+
+def _checklist_advice(items: Sequence[str], required: bool) -> Advice:
     lead = "Attach at least one photo or video" if required else "It helps to attach"
     return Advice(
         code=EVIDENCE_CHECKLIST,
@@ -127,6 +156,12 @@ def evidence_checklist(policy: Policy, reason: str) -> Advice | None:
 
 
 def window_closing(closes_at: datetime, clause_id: str) -> Advice:
+    return _window_closing(closes_at, closes_at.fold, clause_id)
+
+
+@lru_cache(maxsize=1024)
+def _window_closing(closes_at: datetime, fold: int, clause_id: str) -> Advice:
+    # Read in UTC only: equal instants give the same advice, which is immutable and shared.
     return Advice(
         code=WINDOW_CLOSING,
         message=f"The window to open a case for this item closes on {describe_moment(closes_at)}.",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from restitution.domain import advice as tips
 from restitution.domain.advice import Advice, describe_moment
@@ -142,7 +143,7 @@ def evaluate(
         )
     verdict = _VerdictBuilder(policy, order, line_id, reason)
 
-    line = order.line(line_id)
+    line = _line(order, line_id)
     if line is None:
         return verdict.refuse("unknown_line", f"The order has no line {line_id!r}.")
     if quantity is None:
@@ -152,14 +153,14 @@ def evaluate(
             "invalid_quantity", f"The quantity must be a whole number from 1 to {line.quantity}."
         )
 
-    window = _window(policy, order, line, reason, now)
-    verdict.closes_at = window.closes_at
-    if window.refusal is not None:
-        code, message = window.refusal
-        return verdict.refuse(code, message, window.clause_id)
-    verdict.applied.append(window.clause_id)
+    window_clause, closes_at, refusal = _window(policy, order, line, reason, now)
+    verdict.closes_at = closes_at
+    if refusal is not None:
+        code, message = refusal
+        return verdict.refuse(code, message, window_clause)
+    verdict.applied.append(window_clause)
 
-    if policy.is_hygiene_category(line.category):
+    if policy.category_facts(line.category)[2]:
         if reason not in policy.hygiene_exempt_reasons:
             return verdict.refuse(
                 "not_returnable_hygiene",
@@ -192,8 +193,7 @@ def evaluate(
             "R3",
         )
 
-    paid_left = order.paid_for_line(line_id) - Money(already_refunded, order.currency)
-    max_refund = min(order.full_refund_for(line_id, quantity), paid_left)
+    max_refund = _max_refund(order, line, quantity, already_refunded)
     if not max_refund.is_positive:
         return verdict.refuse(
             "nothing_left_to_refund",
@@ -203,30 +203,44 @@ def evaluate(
     return verdict.allow(line, quantity, remedy_clause, remedies, max_refund, now)
 
 
-@dataclass(frozen=True)
-class _Window:
-    clause_id: str
-    closes_at: datetime | None
-    refusal: tuple[str, str] | None
+def _line(order: Order, line_id: str) -> OrderLine | None:
+    """`order.line(line_id)`: the first line with that id."""
+    for line in order.lines:
+        if line.line_id == line_id:
+            return line
+    return None
 
 
-def _window(policy: Policy, order: Order, line: OrderLine, reason: str, now: datetime) -> _Window:
+def _max_refund(order: Order, line: OrderLine, quantity: int, already_refunded: int) -> Money:
+    """min(full refund for `quantity`, paid for the line - `already_refunded`), in plain ints."""
+    line_id = line.line_id
+    unit = line.unit_amount
+    if unit.__class__ is not int or order.shipping_amount.__class__ is not int:
+        # Not plain integers: Money's own checks decide (and refuse) as they always did.
+        left = order.paid_for_line(line_id) - Money(already_refunded, order.currency)
+        return min(order.full_refund_for(line_id, quantity), left)
+    share = order.shipping_shares()[line_id]
+    shipping = share if quantity >= line.quantity else share * quantity // line.quantity
+    full = unit * quantity + shipping
+    paid_left = unit * line.quantity + share - already_refunded
+    return Money(paid_left if paid_left < full else full, order.currency)
+
+
+_Refusal = tuple[str, str]
+
+
+def _window(
+    policy: Policy, order: Order, line: OrderLine, reason: str, now: datetime
+) -> tuple[str, datetime | None, _Refusal | None]:
+    """The window clause, when it closes, and the refusal if `now` is outside it."""
     if reason == "not_received":
         return _not_received_window(policy, order, now)
-    days, clause_id = policy.window_days_for(line.category)
+    days, clause_id, _ = policy.category_facts(line.category)
     if order.delivered_at is None:
-        return _Window(
-            clause_id,
-            None,
-            (
-                "not_yet_eligible",
-                "This item has not been delivered yet; a case about it can be opened once it is "
-                "delivered, or as not received once the promised delivery date has passed.",
-            ),
-        )
-    closes_at = order.delivered_at + timedelta(days=days)
+        return clause_id, None, _NOT_DELIVERED_YET
+    closes_at = order.delivered_at + _days(days)
     if now > closes_at:
-        return _Window(
+        return (
             clause_id,
             closes_at,
             (
@@ -234,15 +248,29 @@ def _window(policy: Policy, order: Order, line: OrderLine, reason: str, now: dat
                 f"The {days}-day window after delivery closed on {describe_moment(closes_at)}.",
             ),
         )
-    return _Window(clause_id, closes_at, None)
+    return clause_id, closes_at, None
 
 
-def _not_received_window(policy: Policy, order: Order, now: datetime) -> _Window:
+_NOT_DELIVERED_YET: _Refusal = (
+    "not_yet_eligible",
+    "This item has not been delivered yet; a case about it can be opened once it is "
+    "delivered, or as not received once the promised delivery date has passed.",
+)
+
+
+@lru_cache(maxsize=256)
+def _days(days: int) -> timedelta:
+    return timedelta(days=days)
+
+
+def _not_received_window(
+    policy: Policy, order: Order, now: datetime
+) -> tuple[str, datetime | None, _Refusal | None]:
     """W3: after the promised delivery date, until the buyer-protection period ends."""
     started = order.shipped_at or order.placed_at
-    closes_at = started + timedelta(days=policy.protection_days_after_shipping)
+    closes_at = started + _days(policy.protection_days_after_shipping)
     if order.delivered_at is not None:
-        return _Window(
+        return (
             "W3",
             closes_at,
             (
@@ -253,7 +281,7 @@ def _not_received_window(policy: Policy, order: Order, now: datetime) -> _Window
         )
     opens_after = order.promised_delivery_by or started
     if now <= opens_after:
-        return _Window(
+        return (
             "W3",
             closes_at,
             (
@@ -263,7 +291,7 @@ def _not_received_window(policy: Policy, order: Order, now: datetime) -> _Window
             ),
         )
     if now > closes_at:
-        return _Window(
+        return (
             "W3",
             closes_at,
             (
@@ -271,7 +299,7 @@ def _not_received_window(policy: Policy, order: Order, now: datetime) -> _Window
                 f"The buyer-protection period ended on {describe_moment(closes_at)}.",
             ),
         )
-    return _Window("W3", closes_at, None)
+    return "W3", closes_at, None
 
 
 def _remedies(policy: Policy, reason: str) -> tuple[str, tuple[str, ...]]:
@@ -308,10 +336,10 @@ class _VerdictBuilder:
             message=message,
             window_closes_at=self.closes_at,
             remedies=(),
-            max_refund=Money.zero(self.order.currency),
+            max_refund=_zero(self.order.currency),
             return_shipping_paid_by=self.payer,
             evidence_required=self.evidence_required,
-            clauses=self.policy.cite(*dict.fromkeys(cited)),
+            clauses=self.policy.cite_memo(tuple(cited)),
         )
 
     def allow(
@@ -361,6 +389,19 @@ class _VerdictBuilder:
             max_refund=max_refund,
             return_shipping_paid_by=self.payer,
             evidence_required=self.evidence_required,
-            clauses=self.policy.cite(*dict.fromkeys(cited)),
+            clauses=self.policy.cite_memo(tuple(cited)),
             advice=tuple(advice),
         )
+
+
+_ZEROS: dict[str, Money] = {}
+
+
+def _zero(currency: str) -> Money:
+    """`Money.zero(currency)`, one shared (immutable) value per currency."""
+    zero = _ZEROS.get(currency)
+    if zero is None:
+        zero = Money.zero(currency)
+        if len(_ZEROS) < 1000:
+            _ZEROS[currency] = zero
+    return zero

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 REASONS: tuple[str, ...] = (
     "not_received",
@@ -121,6 +122,32 @@ class Policy:
 
     def is_hygiene_category(self, category: str) -> bool:
         return any(category_matches(category, prefix) for prefix in self.hygiene_categories)
+
+    def cite_memo(self, clause_ids: tuple[str, ...]) -> tuple[Clause, ...]:
+        """`cite(*dict.fromkeys(clause_ids))`, remembered: the policy never changes (frozen)."""
+        cited = self._citations.get(clause_ids)
+        if cited is None:
+            cited = self._citations[clause_ids] = self.cite(*dict.fromkeys(clause_ids))
+        return cited
+
+    def category_facts(self, category: str) -> tuple[int, str, bool]:
+        """`window_days_for(category)` and `is_hygiene_category(category)`, remembered."""
+        facts = self._categories.get(category)
+        if facts is None:
+            days, clause_id = self.window_days_for(category)
+            facts = (days, clause_id, self.is_hygiene_category(category))
+            if len(self._categories) < 4096:
+                self._categories[category] = facts
+        return facts
+
+    # Caches, not fields: asked on every eligibility verdict (bench/RESULTS.md).
+    @cached_property
+    def _citations(self) -> dict[tuple[str, ...], tuple[Clause, ...]]:
+        return {}
+
+    @cached_property
+    def _categories(self) -> dict[str, tuple[int, str, bool]]:
+        return {}
 
     def refund_days_for(self, method: str) -> int:
         return self.refund_business_days.get(method, self.refund_business_days_default)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from restitution.adapters.db.audit import case_versions
-from restitution.adapters.db.repository import Repository, StoredEvent
+from restitution.adapters.db.repository import Repository
 from restitution.domain.history import BrokenLink, verify_chain
 from restitution.services.context import App
+from restitution.services.ports import StoredEvent
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from restitution.adapters.db.repository import CaseFilter, Repository, StoredEvent
+from restitution.adapters.db.repository import Repository
 from restitution.domain.cases import (
     TRANSITIONS,
     Actor,
@@ -29,6 +29,7 @@ from restitution.services.attachments import claim_attachments
 from restitution.services.auth import Principal, can_see_case, not_found
 from restitution.services.context import App
 from restitution.services.orders import may_see_order
+from restitution.services.ports import CaseFilter, StoredEvent
 from restitution.services.recording import record
 
 WHOLE_LINE = 0  # a case line's quantity when the buyer claims every unit of the line

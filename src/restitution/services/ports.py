@@ -1,9 +1,12 @@
-"""Ports the services name and the adapters implement: the refund gateway and the mailer."""
+"""Ports the services name and the adapters implement: the refund gateway and the mailer, and
+the types the case store takes and returns (a case listing's filter, a stored event)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Protocol
+
+from restitution.domain.history import ChainedEvent
 
 
 @dataclass(frozen=True)
@@ -41,3 +44,20 @@ class OutgoingEmail:
 
 class Mailer(Protocol):
     def send(self, email: OutgoingEmail) -> None: ...
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """A case's event as stored, with its hash in the case's chain."""
+
+    chained: ChainedEvent
+    hash: str
+
+
+@dataclass(frozen=True)
+class CaseFilter:
+    status: str | None = None
+    order_id: str | None = None
+    buyer_id: str | None = None
+    seller_id: str | None = None
+    escalated_only: bool = False

@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from restitution.adapters.db.repository import Repository, StoredEvent
+from restitution.adapters.db.repository import Repository
 from restitution.domain.advice import expected_refund_by
 from restitution.domain.cases import Case, Result
 from restitution.domain.refunds import return_postage_reimbursement
 from restitution.services.context import App
+from restitution.services.ports import StoredEvent
 
 
 def record(app: App, repo: Repository, before: Case | None, result: Result) -> StoredEvent:

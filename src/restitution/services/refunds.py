@@ -19,15 +19,14 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import select, update
 
-from restitution.adapters.db import tables as t
-from restitution.adapters.db.repository import Repository, StoredEvent
+from restitution.adapters.db import refunds as rows
+from restitution.adapters.db.repository import Repository
 from restitution.domain.cases import SYSTEM, Actor, Case, FailRefund, SettleRefund, apply
 from restitution.domain.errors import Conflict, DomainError, Forbidden
 from restitution.services.auth import Principal, can_see_case, not_found
 from restitution.services.context import App
-from restitution.services.ports import GatewayResult, RefundGateway, RefundRequest
+from restitution.services.ports import GatewayResult, RefundGateway, RefundRequest, StoredEvent
 from restitution.services.recording import record
 from restitution.services.retry import backoff
 
@@ -84,14 +83,7 @@ def retry_due(app: App, *, limit: int = 100) -> int:
         return 0
     now = app.clock.now()
     with app.db.transaction(write=False) as conn:
-        case_ids = list(
-            conn.execute(
-                select(t.refunds.c.case_id)
-                .where(t.refunds.c.status == "pending", t.refunds.c.next_attempt_at <= now)
-                .order_by(t.refunds.c.next_attempt_at)
-                .limit(limit)
-            ).scalars()
-        )
+        case_ids = rows.due_case_ids(conn, now, limit)
     for case_id in case_ids:
         execute(app, case_id)
     return len(case_ids)
@@ -100,29 +92,14 @@ def retry_due(app: App, *, limit: int = 100) -> int:
 def _claim(app: App, gateway: RefundGateway, case_id: str) -> _Claim | None:
     now = app.clock.now()
     with app.db.transaction() as conn:
-        query = select(t.refunds).where(t.refunds.c.case_id == case_id)
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update()
-        refund = conn.execute(query).first()
+        refund = rows.refund_for_claim(conn, case_id)
         if refund is None or refund.status != "pending":
             return None
         if refund.next_attempt_at is not None and refund.next_attempt_at > now:
             return None
         # Pending attempts are written only here, with `attempts` counted in the same
         # transaction: a refund never attempted has none to ask again about.
-        last = (
-            conn.execute(
-                select(t.refund_attempts)
-                .where(
-                    t.refund_attempts.c.refund_id == refund.id,
-                    t.refund_attempts.c.gateway == gateway.name,
-                )
-                .order_by(t.refund_attempts.c.created_at.desc(), t.refund_attempts.c.id.desc())
-                .limit(1)
-            ).first()
-            if refund.attempts
-            else None
-        )
+        last = rows.last_attempt(conn, refund.id, gateway.name) if refund.attempts else None
         attempts = refund.attempts
         if last is not None and last.status == "pending":
             # In doubt: an earlier try never wrote its outcome. Ask again with the same key.
@@ -141,13 +118,11 @@ def _claim(app: App, gateway: RefundGateway, case_id: str) -> _Claim | None:
                 }
             )
         # Hold the grant while the gateway is asked; another worker retries only after this.
-        conn.execute(
-            update(t.refunds)
-            .where(t.refunds.c.id == refund.id)
-            .values(
-                attempts=attempts,
-                next_attempt_at=now + timedelta(seconds=app.settings.delivery_lease_seconds),
-            )
+        rows.hold(
+            conn,
+            refund.id,
+            attempts,
+            now + timedelta(seconds=app.settings.delivery_lease_seconds),
         )
     request = RefundRequest(
         refund_id=refund.id,
@@ -168,10 +143,8 @@ def _record_outcome(
     refund_id = claim.request.refund_id
     with app.db.transaction() as conn:
         repo = Repository(conn)
-        conn.execute(
-            update(t.refund_attempts)
-            .where(t.refund_attempts.c.id == claim.attempt_id)
-            .values(status="succeeded" if result.succeeded else "failed", error=result.error)
+        rows.set_attempt_outcome(
+            conn, claim.attempt_id, succeeded=result.succeeded, error=result.error
         )
         refund = repo.get_refund(refund_id)
         if refund is None or refund.status != "pending":
@@ -180,23 +153,17 @@ def _record_outcome(
             _finish(app, repo, refund, SYSTEM, succeeded=True, reason="", known=known)
             return "succeeded"
         if claim.attempts >= app.settings.refund_max_attempts:
-            conn.execute(
-                update(t.refunds)
-                .where(t.refunds.c.id == refund_id)
-                .values(last_error=result.error, next_attempt_at=None)
-            )
+            rows.give_up(conn, refund_id, result.error)
             reason = f"the gateway failed {claim.attempts} times: {result.error or 'no reason'}"
             _finish(app, repo, refund, SYSTEM, succeeded=False, reason=reason, known=known)
             log.warning("refund_failed", refund_id=refund_id, attempts=claim.attempts)
             return "failed"
-        conn.execute(
-            update(t.refunds)
-            .where(t.refunds.c.id == refund_id)
-            .values(
-                last_error=result.error,
-                next_attempt_at=now + backoff(claim.attempts, RETRY_BASE, RETRY_CAP),
-                updated_at=now,
-            )
+        rows.schedule_retry(
+            conn,
+            refund_id,
+            result.error,
+            now + backoff(claim.attempts, RETRY_BASE, RETRY_CAP),
+            now,
         )
         return "pending"
 
@@ -293,9 +260,7 @@ def list_refunds(
             case_ids = repo.case_ids_visible_to(f"{principal.role}_id", principal.party_id)
         elif principal.role == "mediator":
             # Mediators see escalated cases, and every refund the gateway gave up on.
-            failed = conn.execute(
-                select(t.refunds.c.case_id).where(t.refunds.c.status == "failed")
-            ).scalars()
+            failed = rows.failed_case_ids(conn)
             case_ids = list(dict.fromkeys([*repo.case_ids_escalated(), *failed]))
         return repo.list_refunds(case_ids, limit=limit, after=starting_after)
 

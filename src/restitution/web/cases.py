@@ -10,7 +10,6 @@ from fastapi import Request
 from fastapi.responses import Response
 from starlette.datastructures import FormData
 
-from restitution.adapters.db.repository import StoredEvent
 from restitution.domain import cases as domain
 from restitution.domain.cases import Case, allowed_actions
 from restitution.domain.errors import DomainError, InvalidInput, NotFound
@@ -19,6 +18,7 @@ from restitution.services import cases as service
 from restitution.services import insights, orders, refunds
 from restitution.services.auth import Principal
 from restitution.services.context import App
+from restitution.services.ports import StoredEvent
 from restitution.web.common import (
     checked_form,
     clauses,

@@ -10,13 +10,13 @@ from typing import Annotated
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import Response
 
-from restitution.adapters.db.repository import CaseFilter
 from restitution.domain.cases import OPEN_STATUSES, Case
 from restitution.domain.errors import DomainError
 from restitution.domain.money import Money
 from restitution.services import attachments as evidence
 from restitution.services import insights
 from restitution.services.context import App
+from restitution.services.ports import CaseFilter
 from restitution.web import cases as case_views
 from restitution.web import common, sessions
 from restitution.web.common import (

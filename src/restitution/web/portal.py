@@ -10,7 +10,6 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import Response
 
-from restitution.adapters.db.repository import CaseFilter
 from restitution.domain import cases as domain
 from restitution.domain.eligibility import (
     FULL_REFUND,
@@ -28,6 +27,7 @@ from restitution.services import cases as case_service
 from restitution.services import insights, orders
 from restitution.services.auth import Principal
 from restitution.services.context import App
+from restitution.services.ports import CaseFilter
 from restitution.web import cases as case_views
 from restitution.web import common
 from restitution.web.common import (

@@ -23,18 +23,13 @@ from restitution.domain.errors import Conflict
 from restitution.domain.history import GENESIS_HASH, ChainedEvent, format_time, jsonable
 from restitution.domain.money import allocate
 from restitution.domain.orders import Order
+from restitution.services.ports import CaseFilter, StoredEvent
 
 # Hot statements built once, their values bound at execution: building `.values(**row)` for
 # every write cost more than executing it (bench/RESULTS.md).
 _UPDATE_CASE = update(t.cases).where(
     t.cases.c.id == bindparam("_case_id"), t.cases.c.version == bindparam("_read_version")
 )
-
-
-@dataclass(frozen=True)
-class StoredEvent:
-    chained: ChainedEvent
-    hash: str
 
 
 @dataclass(frozen=True)
@@ -64,15 +59,6 @@ _CASE_FOR_WRITE = select(
     _last_event(t.events.c.seq).label("last_event_seq"),
     _last_event(t.events.c.hash).label("last_event_hash"),
 )
-
-
-@dataclass(frozen=True)
-class CaseFilter:
-    status: str | None = None
-    order_id: str | None = None
-    buyer_id: str | None = None
-    seller_id: str | None = None
-    escalated_only: bool = False
 
 
 class Repository:

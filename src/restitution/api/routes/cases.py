@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from restitution.adapters.db.repository import CaseFilter
 from restitution.api.deps import AppDep, PrincipalDep, use_case
 from restitution.api.present import case_json, event_json, json_response, page
 from restitution.api.schemas import (
@@ -27,6 +26,7 @@ from restitution.domain.money import Money
 from restitution.services import cases as service
 from restitution.services.auth import Principal
 from restitution.services.context import App
+from restitution.services.ports import CaseFilter
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
 
