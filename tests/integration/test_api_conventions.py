@@ -433,3 +433,15 @@ def test_order_whose_total_is_beyond_exact_storage_is_refused(api: Api) -> None:
     response = api.client.put("/v1/orders/o_1", json=body, headers=api.auth())
 
     assert error_of(response, 400, "invalid_request", "amount_too_large")["param"] == "lines"
+
+
+def test_a_method_the_path_does_not_take_is_refused_with_a_named_code(api: Api) -> None:
+    api.put_order()
+    response = api.client.post("/v1/orders/o_1", headers=api.auth())
+    assert response.status_code == 405
+    assert response.json()["error"] == {
+        "type": "invalid_request",
+        "code": "method_not_allowed",
+        "message": "Method Not Allowed",
+        "param": None,
+    }

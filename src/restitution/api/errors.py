@@ -76,6 +76,14 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     429: _documented("rate_limited"),
 }
 
+# Errors raised by routing itself, before any route runs.
+CODE_BY_STATUS = {
+    404: "route_not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+}
+
 
 def error_body(
     kind: str, code: str, message: str, param: str | None = None, **extra: Any
@@ -132,7 +140,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind = KIND_BY_STATUS.get(exc.status_code, "invalid_request")
-        code = "route_not_found" if exc.status_code == 404 else f"http_{exc.status_code}"
+        code = CODE_BY_STATUS.get(exc.status_code, f"http_{exc.status_code}")
         return error_response(exc.status_code, kind, code, str(exc.detail))
 
     @app.exception_handler(Exception)
