@@ -70,8 +70,9 @@ def test_accepted_full_refund_without_return_resolves_refunded(api: Api) -> None
     assert case["status"] == "awaiting_seller"
     assert case["refundable"] == usd(FULL_L1)
 
+    # The built-in ledger settles the refund in the accept's own transaction.
     accepted = seller(api, case["id"], "accept")
-    assert accepted["status"] == "refund_pending"
+    assert (accepted["status"], accepted["outcome"]) == ("resolved", "refunded")
 
     final = get_case(api, case["id"])
     assert (final["status"], final["outcome"]) == ("resolved", "refunded")
@@ -156,7 +157,7 @@ def test_return_then_passed_inspection_refunds_in_full(api: Api) -> None:
     assert delivered["status"] == "awaiting_inspection"
     assert delivered["return"]["delivered_at"]
     inspected = seller(api, case_id, "inspection", passed=True, note="As sent.")
-    assert inspected["status"] == "refund_pending"
+    assert inspected["status"] == "resolved"  # the ledger settled it in the same transaction
 
     final = get_case(api, case_id)
     assert (final["status"], final["outcome"]) == ("resolved", "refunded")
@@ -195,7 +196,7 @@ def test_failed_inspection_goes_to_review_and_the_mediators_refund_resolves(api:
     decided = mediator(
         api, case_id, "decision", kind="refund", amount=usd(2000), note="Partly at fault."
     )
-    assert decided["status"] == "refund_pending"
+    assert decided["status"] == "resolved"  # the ledger settled it in the same transaction
     assert decided["offers"][-1]["by"] == "mediator"
     assert decided["offers"][-1]["status"] == "accepted"
 

@@ -34,6 +34,7 @@ class FakeGateway:
 
     failures: int = 0
     name: str = "fake"
+    settles_in_transaction: bool = False  # a gateway outside the database, called after commit
     calls: list[str] = field(default_factory=list)
     refunded: dict[str, int] = field(default_factory=dict)
 
@@ -151,9 +152,9 @@ def test_return_postage_is_capped_by_the_policy(api: Api) -> None:
     assert refund["amount"]["amount"] == FULL_L1 + cap
 
 
-def test_a_case_changed_before_the_ledger_answers_is_read_again(api: Api) -> None:
-    """The accept passes its case along to settle the refund without reading it; when the
-    case moved meanwhile, the version check refuses that copy and the stored case is used."""
+def test_a_case_changed_before_the_gateway_answers_is_settled_as_stored(api: Api) -> None:
+    """An outside gateway is called after the accept's commit; when the case moved meanwhile,
+    the outcome is recorded on the case as stored, its chain unbroken."""
     case = open_case(api)
 
     @dataclass

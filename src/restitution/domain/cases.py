@@ -9,9 +9,8 @@ this now?" (`can()`) for the API's 409s and the portal's buttons, and draws the 
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
@@ -156,6 +155,18 @@ class Case:
     replacement_shipment: Shipment | None = None
     deadline: Deadline | None = None
     version: int = 0
+
+    def copy(self) -> Case:
+        """A copy whose changes leave this case as it is: its mutable parts (the offers and
+        the parcels) are copied too; everything else is immutable and shared."""
+        return replace(
+            self,
+            offers=[replace(offer) for offer in self.offers],
+            return_shipment=replace(self.return_shipment) if self.return_shipment else None,
+            replacement_shipment=(
+                replace(self.replacement_shipment) if self.replacement_shipment else None
+            ),
+        )
 
     @property
     def current_offer(self) -> Offer | None:
@@ -865,7 +876,7 @@ def allowed_actions(case: Case, actor: Actor, ctx: Context) -> list[str]:
 def apply(case: Case, command: Command, actor: Actor, ctx: Context) -> Result:
     """Take one action: check actor and guard, change a copy of the case, write one event."""
     row = transition_for(case, command.action, actor, ctx)
-    new = copy.deepcopy(case)
+    new = case.copy()
     event_type, data, clauses = row.effect(new, command, actor, ctx)
     data = {"action": command.action, "from": case.status, "to": new.status, **data}
     if new.outcome is not None and case.outcome is None:

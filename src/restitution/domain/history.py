@@ -30,8 +30,13 @@ def format_optional_time(moment: datetime | None) -> str | None:
     return format_time(moment) if moment is not None else None
 
 
+_PLAIN = frozenset((str, int, bool))
+
+
 def jsonable(value: Any) -> Any:
     """Plain JSON values only: times as RFC 3339 strings, money as {amount, currency}."""
+    if value is None or type(value) in _PLAIN:  # the common case first: it runs per value
+        return value
     if isinstance(value, datetime):
         return format_time(value)
     if isinstance(value, date):

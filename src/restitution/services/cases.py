@@ -147,12 +147,9 @@ def act(
                     "created_at": ctx.now,
                 }
             )
-        stored = record(app, repo, case, result)
-        # The refund is executed right after the commit: pass along what was just written,
-        # so settling it does not read the case again.
-        known = refunds.Known(result.case, stored, repo.known_refundables(case.id))
-    refunds.execute_if_automatic(app, result.case, known)
-    return result.case
+        recorded = refunds.settle_at_once(app, repo, record(app, repo, case, result))
+    refunds.execute_if_automatic(app, recorded.case)
+    return recorded.case
 
 
 def actor_for(principal: Principal, case: Case, action: str, acting_as: str | None) -> Actor:

@@ -89,8 +89,9 @@ def queue_for_event(
 ) -> int:
     """Write the e-mails an outbox event asks for; returns how many were written."""
     written = 0
-    for recipient in recipients(event_type, data):
-        context = _case_context(app, conn, event_type, data)
+    to = recipients(event_type, data)
+    context = _case_context(app, conn, event_type, data) if to else {}
+    for recipient in to:
         key = f"{event_id}:{recipient.role}:{recipient.party_id}"
         written += queue(app, conn, recipient, key, context, case_id=data.get("case_id"))
     return written

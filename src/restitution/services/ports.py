@@ -30,6 +30,9 @@ class GatewayResult:
 
 class RefundGateway(Protocol):
     name: str
+    # True for a gateway that keeps its books in this database (the ledger): a grant is
+    # settled in the transaction that made it. Otherwise it is called after the commit.
+    settles_in_transaction: bool
 
     def refund(self, request: RefundRequest) -> GatewayResult: ...
 

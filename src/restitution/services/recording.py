@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +15,16 @@ from restitution.services.context import App
 from restitution.services.ports import StoredEvent
 
 
-def record(app: App, repo: Repository, before: Case | None, result: Result) -> StoredEvent:
+@dataclass(frozen=True)
+class Recorded:
+    """What `record` wrote: the case, its last event, and the refund granted, if any."""
+
+    case: Case
+    last_event: StoredEvent
+    granted: dict[str, Any] | None = None  # the refund row, when this action granted one
+
+
+def record(app: App, repo: Repository, before: Case | None, result: Result) -> Recorded:
     """Write what an action changed: the case, its event, the refund grant, the outbox rows."""
     after = result.case
     if before is not None:
@@ -23,17 +33,18 @@ def record(app: App, repo: Repository, before: Case | None, result: Result) -> S
     at = result.event.at
     # The outbox rows, written together in one statement once all are known.
     outbox = [outbox_row(stored.chained.id, result.event.type, after, at)]
+    granted = None
     if after.status == "refund_pending" and (before is None or before.status != "refund_pending"):
-        refund_id = grant_refund(app, repo, after, at)
+        granted = grant_refund(app, repo, after, at)
         outbox.append(
             outbox_row(
-                app.new_id("evt"), "refund.requested", after, at, extra={"refund_id": refund_id}
+                app.new_id("evt"), "refund.requested", after, at, extra={"refund_id": granted["id"]}
             )
         )
     if after.is_resolved and (before is None or not before.is_resolved):
         outbox.append(outbox_row(app.new_id("evt"), "case.resolved", after, at))
     repo.add_outbox_rows(outbox)
-    return stored
+    return Recorded(after, stored, granted)
 
 
 def outbox_row(
@@ -57,30 +68,28 @@ def outbox_row(
     return (event_id, event_type, data, at)
 
 
-def grant_refund(app: App, repo: Repository, case: Case, now: datetime) -> str:
+def grant_refund(app: App, repo: Repository, case: Case, now: datetime) -> dict[str, Any]:
     """Record the decision to refund `case.refund_granted` (and return postage, S1) to the
-    original payment method (F1)."""
+    original payment method (F1); returns the refund's row."""
     order = repo.get_order(case.order_id)
     assert order is not None and case.refund_granted is not None
-    refund_id = app.new_id("rfd")
     postage = return_postage_reimbursement(case, app.policy)
-    repo.insert_refund(
-        {
-            "id": refund_id,
-            "case_id": case.id,
-            # what goes back to the payment method: the items' grant plus the postage part
-            "amount": case.refund_granted.amount + postage.amount,
-            "postage_amount": postage.amount,
-            "next_attempt_at": now,
-            "currency": case.currency,
-            "method": order.payment.method,
-            "payment_reference": order.payment.reference,
-            "status": "pending",
-            "expected_by": expected_refund_by(
-                app.policy, order.payment.method, now, order.buyer_country
-            ),
-            "created_at": now,
-            "updated_at": now,
-        }
-    )
-    return refund_id
+    refund = {
+        "id": app.new_id("rfd"),
+        "case_id": case.id,
+        # what goes back to the payment method: the items' grant plus the postage part
+        "amount": case.refund_granted.amount + postage.amount,
+        "postage_amount": postage.amount,
+        "next_attempt_at": now,
+        "currency": case.currency,
+        "method": order.payment.method,
+        "payment_reference": order.payment.reference,
+        "status": "pending",
+        "expected_by": expected_refund_by(
+            app.policy, order.payment.method, now, order.buyer_country
+        ),
+        "created_at": now,
+        "updated_at": now,
+    }
+    repo.insert_refund(refund)
+    return refund

@@ -1,7 +1,9 @@
 """Money back: a grant is the decision to refund; attempts execute it against a gateway.
 
-The grant is written in the same transaction as the move to `refund_pending`. With a
-gateway (`ledger`, the built-in default) it is executed after that commit: an attempt row
+The grant is written in the same transaction as the move to `refund_pending`. A gateway
+that keeps its books in this database (`ledger`, the built-in default) settles it in that
+same transaction: nothing can be in doubt, and the case reaches `resolved` in one commit.
+Any other gateway is called after that commit: an attempt row
 with an idempotency key derived from the grant (`<refund id>:<attempt number>`) is
 committed *before* the gateway is called, so a crash between the call and the outcome
 leaves an attempt "in doubt" that is asked again with the same key — a gateway that saw
@@ -13,7 +15,7 @@ mediators are told. The `operator` gateway waits for the marketplace to confirm
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -23,11 +25,11 @@ import structlog
 from restitution.adapters.db import refunds as rows
 from restitution.adapters.db.repository import Repository
 from restitution.domain.cases import SYSTEM, Actor, Case, FailRefund, SettleRefund, apply
-from restitution.domain.errors import Conflict, DomainError, Forbidden
+from restitution.domain.errors import Conflict, Forbidden
 from restitution.services.auth import Principal, can_see_case, not_found
 from restitution.services.context import App
-from restitution.services.ports import GatewayResult, RefundGateway, RefundRequest, StoredEvent
-from restitution.services.recording import record
+from restitution.services.ports import GatewayResult, RefundGateway, RefundRequest
+from restitution.services.recording import Recorded, record
 from restitution.services.retry import backoff
 
 log = structlog.get_logger()
@@ -36,20 +38,51 @@ RETRY_BASE = timedelta(minutes=1)
 RETRY_CAP = timedelta(hours=1)
 
 
-@dataclass(frozen=True)
-class Known:
-    """A case as the transaction that just committed it wrote it, with its last event and its
-    lines' refundable amounts: settling its refund right after needs not read them again."""
+def settle_at_once(app: App, repo: Repository, recorded: Recorded) -> Recorded:
+    """In the transaction that granted a refund, settle it through a gateway that keeps its
+    books in this database (the ledger): one attempt, keyed like any other, succeeded."""
+    gateway, refund = app.refund_gateway, recorded.granted
+    if gateway is None or not gateway.settles_in_transaction or refund is None:
+        return recorded
+    key = f"{refund['id']}:1"
+    result = gateway.refund(_request(refund, key))
+    now = app.clock.now()
+    repo.insert_attempt(
+        {
+            "id": app.new_id("rfa"),
+            "refund_id": refund["id"],
+            "idempotency_key": key,
+            "gateway": gateway.name,
+            "status": "succeeded" if result.succeeded else "failed",
+            "error": result.error,
+            "created_at": now,
+        }
+    )
+    if not result.succeeded:
+        # Counted, and due again at once: tried after the commit like any other attempt.
+        rows.hold(repo.conn, refund["id"], 1, now)
+        return recorded
+    rows.settle(repo.conn, refund["id"], attempts=1, now=now)
+    settled = apply(recorded.case, SettleRefund(refund["id"]), SYSTEM, app.context())
+    return record(app, repo, recorded.case, settled)
 
-    case: Case
-    last_event: StoredEvent
-    refundables: Sequence[tuple[str, int]] | None = None
+
+def _request(refund: Mapping[str, Any], key: str) -> RefundRequest:
+    return RefundRequest(
+        refund_id=refund["id"],
+        case_id=refund["case_id"],
+        amount=refund["amount"],
+        currency=refund["currency"],
+        method=refund["method"],
+        payment_reference=refund["payment_reference"],
+        idempotency_key=key,
+    )
 
 
-def execute_if_automatic(app: App, case: Case, known: Known | None = None) -> None:
-    """With a refund gateway configured, a grant is executed as soon as it is committed."""
+def execute_if_automatic(app: App, case: Case) -> None:
+    """With a gateway outside this database, a grant is executed as soon as it is committed."""
     if app.refund_gateway is not None and case.status == "refund_pending":
-        execute(app, case.id, known)
+        execute(app, case.id)
 
 
 @dataclass(frozen=True)
@@ -59,10 +92,8 @@ class _Claim:
     request: RefundRequest
 
 
-def execute(app: App, case_id: str, known: Known | None = None) -> str | None:
-    """One attempt at the case's pending grant; returns the refund's status after it.
-
-    `known`: the case as last committed, if the caller has it (checked by its version)."""
+def execute(app: App, case_id: str) -> str | None:
+    """One attempt at the case's pending grant; returns the refund's status after it."""
     gateway = app.refund_gateway
     if gateway is None:
         return None
@@ -74,7 +105,7 @@ def execute(app: App, case_id: str, known: Known | None = None) -> str | None:
     except Exception as exc:  # a gateway that raises has failed this attempt, nothing more
         log.warning("refund_gateway_error", refund_id=claim.request.refund_id, error=str(exc))
         result = GatewayResult(succeeded=False, error=f"{type(exc).__name__}: {exc}"[:500])
-    return _record_outcome(app, claim, result, known)
+    return _record_outcome(app, claim, result)
 
 
 def retry_due(app: App, *, limit: int = 100) -> int:
@@ -124,21 +155,10 @@ def _claim(app: App, gateway: RefundGateway, case_id: str) -> _Claim | None:
             attempts,
             now + timedelta(seconds=app.settings.delivery_lease_seconds),
         )
-    request = RefundRequest(
-        refund_id=refund.id,
-        case_id=refund.case_id,
-        amount=refund.amount,
-        currency=refund.currency,
-        method=refund.method,
-        payment_reference=refund.payment_reference,
-        idempotency_key=key,
-    )
-    return _Claim(attempt_id, attempts, request)
+    return _Claim(attempt_id, attempts, _request(refund._asdict(), key))
 
 
-def _record_outcome(
-    app: App, claim: _Claim, result: GatewayResult, known: Known | None = None
-) -> str | None:
+def _record_outcome(app: App, claim: _Claim, result: GatewayResult) -> str | None:
     now = app.clock.now()
     refund_id = claim.request.refund_id
     with app.db.transaction() as conn:
@@ -150,12 +170,12 @@ def _record_outcome(
         if refund is None or refund.status != "pending":
             return refund.status if refund is not None else None  # confirmed meanwhile
         if result.succeeded:
-            _finish(app, repo, refund, SYSTEM, succeeded=True, reason="", known=known)
+            _finish(app, repo, refund, SYSTEM, succeeded=True, reason="")
             return "succeeded"
         if claim.attempts >= app.settings.refund_max_attempts:
             rows.give_up(conn, refund_id, result.error)
             reason = f"the gateway failed {claim.attempts} times: {result.error or 'no reason'}"
-            _finish(app, repo, refund, SYSTEM, succeeded=False, reason=reason, known=known)
+            _finish(app, repo, refund, SYSTEM, succeeded=False, reason=reason)
             log.warning("refund_failed", refund_id=refund_id, attempts=claim.attempts)
             return "failed"
         rows.schedule_retry(
@@ -206,34 +226,13 @@ def _finish(
     *,
     succeeded: bool,
     reason: str,
-    known: Known | None = None,
 ) -> None:
     ctx = app.context()
     command = SettleRefund(refund.id) if succeeded else FailRefund(refund.id, reason)
-    status = "succeeded" if succeeded else "failed"
-    status_set = False
-    if known is not None and known.case.id == refund.case_id:
-        # The case as its last transaction committed it: used unread while its version
-        # still matches (update_case checks); otherwise read it as below.
-        try:
-            result = apply(known.case, command, actor, ctx)
-        except DomainError:
-            pass  # read the case and let the stored one decide
-        else:
-            repo.remember(known.case, known.last_event, known.refundables)
-            repo.set_refund_status(refund.id, status, ctx.now)
-            status_set = True
-            try:
-                record(app, repo, known.case, result)  # its first write is the version check
-                return
-            except Conflict as exc:
-                if exc.code != "concurrent_update":
-                    raise
     case = repo.get_case(refund.case_id, for_write=True)
     assert case is not None
     result = apply(case, command, actor, ctx)
-    if not status_set:
-        repo.set_refund_status(refund.id, status, ctx.now)
+    repo.set_refund_status(refund.id, "succeeded" if succeeded else "failed", ctx.now)
     record(app, repo, case, result)
 
 

@@ -35,10 +35,10 @@ class ClockWork:
         return self.deadlines + self.reminders + self.refunds
 
 
-def clock_tick(app: App, *, deadline_limit: int = 10_000) -> ClockWork:
+def clock_tick(app: App, *, deadline_limit: int = 10_000, threads: int = 1) -> ClockWork:
     """Deadlines first (as of when each fell due), then reminders for those still ahead."""
     now = app.clock.now()
-    fired = fire_due(app, now, limit=deadline_limit)
+    fired = fire_due(app, now, limit=deadline_limit, threads=threads)
     return ClockWork(fired, reminders.send_due(app, now), refunds.retry_due(app))
 
 
@@ -64,7 +64,11 @@ class Worker:
     def _clock(self) -> int:
         # A bounded batch per tick: the loop runs again at once while busy, and a stop
         # request (SIGTERM) is honoured between batches, not after every due deadline.
-        work = clock_tick(self.app, deadline_limit=DEADLINES_PER_TICK)
+        work = clock_tick(
+            self.app,
+            deadline_limit=DEADLINES_PER_TICK,
+            threads=self.app.settings.worker_threads,
+        )
         if work.total:
             log.info(
                 "clock_tick",

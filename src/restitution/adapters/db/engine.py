@@ -14,6 +14,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -22,8 +23,9 @@ class Database:
     """One engine and the way transactions are taken on it.
 
     SQLite has a single write lock and its busy handler backs off for up to a second
-    (CEILINGS.md), so writers are serialised in the process and begin IMMEDIATE; readers
-    run concurrently under WAL. PostgreSQL takes plain transactions from a pool.
+    (CEILINGS.md), so writers are serialised in the process, on one connection kept open
+    for them, and begin IMMEDIATE; readers run concurrently under WAL. PostgreSQL takes
+    plain transactions from a pool.
     """
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
@@ -31,20 +33,47 @@ class Database:
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
         self.engine: Engine = _create_engine(url, echo=echo, is_sqlite=self.is_sqlite)
         self._write_lock = threading.Lock() if self.is_sqlite else None
+        self._writer: Connection | None = None  # SQLite's writer, used under the write lock
+        self._readers = threading.local()  # SQLite: each thread's own reading connection
+        self._opened: list[Connection] = []  # every kept connection, closed by `dispose`
+        self._opened_lock = threading.Lock()
 
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Connection]:
         """A connection inside one transaction: committed on success, rolled back on error."""
         if self._write_lock is not None and write:
-            with self._write_lock, self.engine.connect() as conn:
-                conn = conn.execution_options(sqlite_begin="IMMEDIATE")
-                with conn.begin():
-                    yield conn
+            with self._write_lock:
+                self._writer = self._kept(self._writer, sqlite_begin="IMMEDIATE")
+                with self._writer.begin():
+                    yield self._writer
             return
+        if self.is_sqlite:
+            reader = self._readers.reader = self._kept(getattr(self._readers, "reader", None))
+            if not reader.in_transaction():  # else nested: a connection of its own, below
+                with reader.begin():
+                    yield reader
+                return
         with self.engine.connect() as conn, conn.begin():
             yield conn
 
+    def _kept(self, conn: Connection | None, **options: Any) -> Connection:
+        """SQLite connections are kept open, not checked out of the pool and back for every
+        transaction: that cost as much as a write (bench/RESULTS.md). A broken one is
+        replaced."""
+        if conn is not None and not conn.closed and not conn.invalidated:
+            return conn
+        conn = self.engine.connect().execution_options(**options)
+        with self._opened_lock:
+            self._opened.append(conn)
+        return conn
+
     def dispose(self) -> None:
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+        for conn in opened:
+            conn.close()
+        self._writer = None
+        self._readers = threading.local()
         self.engine.dispose()
 
 
@@ -52,9 +81,13 @@ def _create_engine(url: str, *, echo: bool, is_sqlite: bool) -> Engine:
     if not is_sqlite:
         return create_engine(url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True)
     database = make_url(url).database
+    options: dict[str, Any] = {}
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False})
+        # The connections kept open by `Database` (a writer, a reader per thread) would
+        # exhaust a bounded pool; a file connection is cheap to open.
+        options["poolclass"] = NullPool
+    engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False}, **options)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, connection_record: Any) -> None:

@@ -11,12 +11,36 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, exists, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, exists, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from restitution.adapters.db import tables as t
 from restitution.adapters.db.codec import order_from_row
+from restitution.adapters.db.prepared import Prepared
 from restitution.domain.orders import Order
+
+# Statements run for every outbox row dispatched (prepared.py).
+_EMAIL_WRITTEN = Prepared(
+    select(t.emails.c.id).where(t.emails.c.dedupe_key == bindparam("dedupe_key"))
+)
+_INSERT_EMAIL = Prepared(
+    insert(t.emails),
+    columns=[
+        "dedupe_key",
+        "role",
+        "party_id",
+        "case_id",
+        "template",
+        "locale",
+        "context",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "created_at",
+    ],
+)
+_CASE_DEADLINE = Prepared(select(t.cases.c.deadline).where(t.cases.c.id == bindparam("case_id")))
+_REFUND_FOR_CASE = Prepared(select(t.refunds).where(t.refunds.c.case_id == bindparam("case_id")))
 
 
 def _skips_locked(conn: Connection) -> bool:
@@ -191,22 +215,21 @@ def finish_delivery_attempt(conn: Connection, delivery_id: str, values: dict[str
 
 
 def email_written(conn: Connection, dedupe_key: str) -> bool:
-    row = conn.execute(select(t.emails.c.id).where(t.emails.c.dedupe_key == dedupe_key)).first()
-    return row is not None
+    return _EMAIL_WRITTEN.first(conn, {"dedupe_key": dedupe_key}) is not None
 
 
 def insert_email(conn: Connection, values: dict[str, Any]) -> None:
-    conn.execute(insert(t.emails).values(**values))
+    _INSERT_EMAIL.run(conn, values)
 
 
 def case_deadline(conn: Connection, case_id: str) -> Any:
     """The case's current deadline (a JSON object), or None."""
-    row = conn.execute(select(t.cases.c.deadline).where(t.cases.c.id == case_id)).first()
+    row = _CASE_DEADLINE.first(conn, {"case_id": case_id})
     return row.deadline if row is not None else None
 
 
 def refund_for_case(conn: Connection, case_id: str) -> Any:
-    return conn.execute(select(t.refunds).where(t.refunds.c.case_id == case_id)).first()
+    return _REFUND_FOR_CASE.first(conn, {"case_id": case_id})
 
 
 def claim_due_emails(

@@ -5,10 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from restitution.adapters.db import tables as t
+from restitution.adapters.db.prepared import Prepared
+
+_FIND_PARTY = Prepared(
+    select(t.parties).where(
+        t.parties.c.role == bindparam("role"), t.parties.c.party_id == bindparam("party_id")
+    )
+)
 
 
 def upsert_party(
@@ -29,6 +36,4 @@ def upsert_party(
 
 def find_party(conn: Connection, role: str, party_id: str) -> Any:
     """The party's row (email, locale, name, time_zone), or None."""
-    return conn.execute(
-        select(t.parties).where(t.parties.c.role == role, t.parties.c.party_id == party_id)
-    ).first()
+    return _FIND_PARTY.first(conn, {"role": role, "party_id": party_id})

@@ -6,9 +6,38 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, null, select, update
 
 from restitution.adapters.db import tables as t
+from restitution.adapters.db.prepared import Prepared
+
+_REFUND_ID: Any = bindparam("refund_id")
+_FOR_CLAIM = select(t.refunds).where(t.refunds.c.case_id == bindparam("case_id"))
+_REFUND_FOR_CLAIM = Prepared(_FOR_CLAIM)
+_REFUND_FOR_CLAIM_LOCKED = Prepared(_FOR_CLAIM.with_for_update())
+_LAST_ATTEMPT = Prepared(
+    select(t.refund_attempts)
+    .where(
+        t.refund_attempts.c.refund_id == _REFUND_ID,
+        t.refund_attempts.c.gateway == bindparam("gateway"),
+    )
+    .order_by(t.refund_attempts.c.created_at.desc(), t.refund_attempts.c.id.desc())
+    .limit(1)
+)
+_HOLD = Prepared(
+    update(t.refunds).where(t.refunds.c.id == _REFUND_ID),
+    columns=["attempts", "next_attempt_at"],
+)
+_SETTLE = Prepared(
+    update(t.refunds)
+    .where(t.refunds.c.id == _REFUND_ID)
+    .values(status="succeeded", next_attempt_at=null()),
+    columns=["attempts", "updated_at"],
+)
+_SET_ATTEMPT_OUTCOME = Prepared(
+    update(t.refund_attempts).where(t.refund_attempts.c.id == bindparam("attempt_id")),
+    columns=["status", "error"],
+)
 
 
 def due_case_ids(conn: Connection, now: datetime, limit: int) -> list[str]:
@@ -25,41 +54,35 @@ def due_case_ids(conn: Connection, now: datetime, limit: int) -> list[str]:
 
 def refund_for_claim(conn: Connection, case_id: str) -> Any:
     """The case's refund, locked for the transaction on PostgreSQL."""
-    query = select(t.refunds).where(t.refunds.c.case_id == case_id)
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    return conn.execute(query).first()
+    query = _REFUND_FOR_CLAIM_LOCKED if conn.dialect.name == "postgresql" else _REFUND_FOR_CLAIM
+    return query.first(conn, {"case_id": case_id})
 
 
 def last_attempt(conn: Connection, refund_id: str, gateway: str) -> Any:
     """The refund's latest attempt through `gateway`, if any."""
-    return conn.execute(
-        select(t.refund_attempts)
-        .where(
-            t.refund_attempts.c.refund_id == refund_id,
-            t.refund_attempts.c.gateway == gateway,
-        )
-        .order_by(t.refund_attempts.c.created_at.desc(), t.refund_attempts.c.id.desc())
-        .limit(1)
-    ).first()
+    return _LAST_ATTEMPT.first(conn, {"refund_id": refund_id, "gateway": gateway})
 
 
 def hold(conn: Connection, refund_id: str, attempts: int, until: datetime) -> None:
     """Count the attempt and hold the grant until `until` while the gateway is asked."""
-    conn.execute(
-        update(t.refunds)
-        .where(t.refunds.c.id == refund_id)
-        .values(attempts=attempts, next_attempt_at=until)
-    )
+    _HOLD.run(conn, {"refund_id": refund_id, "attempts": attempts, "next_attempt_at": until})
+
+
+def settle(conn: Connection, refund_id: str, *, attempts: int, now: datetime) -> None:
+    """The refund succeeded on its `attempts`-th attempt: nothing more to try."""
+    _SETTLE.run(conn, {"refund_id": refund_id, "attempts": attempts, "updated_at": now})
 
 
 def set_attempt_outcome(
     conn: Connection, attempt_id: str, *, succeeded: bool, error: str | None
 ) -> None:
-    conn.execute(
-        update(t.refund_attempts)
-        .where(t.refund_attempts.c.id == attempt_id)
-        .values(status="succeeded" if succeeded else "failed", error=error)
+    _SET_ATTEMPT_OUTCOME.run(
+        conn,
+        {
+            "attempt_id": attempt_id,
+            "status": "succeeded" if succeeded else "failed",
+            "error": error,
+        },
     )
 
 

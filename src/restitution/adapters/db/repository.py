@@ -18,28 +18,13 @@ from restitution.adapters.db.codec import (
     order_from_row,
     order_to_row,
 )
+from restitution.adapters.db.prepared import Prepared
 from restitution.domain.cases import Case, Event
 from restitution.domain.errors import Conflict
 from restitution.domain.history import GENESIS_HASH, ChainedEvent, format_time, jsonable
 from restitution.domain.money import allocate
 from restitution.domain.orders import Order
 from restitution.services.ports import CaseFilter, StoredEvent
-
-# Hot statements built once, their values bound at execution: building `.values(**row)` for
-# every write cost more than executing it (bench/RESULTS.md).
-_UPDATE_CASE = update(t.cases).where(
-    t.cases.c.id == bindparam("_case_id"), t.cases.c.version == bindparam("_read_version")
-)
-
-
-@dataclass(frozen=True)
-class _Tail:
-    """A case's last event as this repository knows it, valid while the case's stored
-    version is `version` (every event is written with a version bump of its case)."""
-
-    version: int
-    seq: int
-    hash: str
 
 
 def _last_event(column: Any) -> Any:
@@ -53,12 +38,126 @@ def _last_event(column: Any) -> Any:
     )
 
 
+def _columns(table: Any, *, without: tuple[str, ...] = ()) -> list[str]:
+    return [column.name for column in table.columns if column.name not in without]
+
+
+# The write path's statements, compiled once per dialect and run on the driver (prepared.py).
+_CASE_ID: Any = bindparam("case_id")
+_GET_ORDER = Prepared(select(t.orders).where(t.orders.c.order_id == bindparam("order_id")))
+_GET_CASE = Prepared(select(t.cases).where(t.cases.c.id == _CASE_ID))
 # The case with its last event's seq and hash, in one statement, for a case about to change.
-_CASE_FOR_WRITE = select(
-    t.cases,
-    _last_event(t.events.c.seq).label("last_event_seq"),
-    _last_event(t.events.c.hash).label("last_event_hash"),
+_GET_CASE_FOR_WRITE = Prepared(
+    select(
+        t.cases,
+        _last_event(t.events.c.seq).label("last_event_seq"),
+        _last_event(t.events.c.hash).label("last_event_hash"),
+    ).where(t.cases.c.id == _CASE_ID)
 )
+_CASE_LINES = Prepared(
+    select(t.case_lines).where(t.case_lines.c.case_id == _CASE_ID).order_by(t.case_lines.c.position)
+)
+_CASE_OFFERS = Prepared(
+    select(t.offers).where(t.offers.c.case_id == _CASE_ID).order_by(t.offers.c.position)
+)
+_GRANTED_ON_LINES = Prepared(
+    select(t.case_lines.c.line_id, func.sum(t.case_lines.c.granted_amount).label("total"))
+    .where(t.case_lines.c.order_id == bindparam("order_id"))
+    .group_by(t.case_lines.c.line_id)
+)
+_OPEN_CASE_ON_LINE = Prepared(
+    select(t.case_lines.c.case_id).where(
+        t.case_lines.c.order_id == bindparam("order_id"),
+        t.case_lines.c.line_id == bindparam("line_id"),
+        t.case_lines.c.is_open.is_(True),
+    )
+)
+_INSERT_CASE = Prepared(insert(t.cases), columns=_columns(t.cases))
+_INSERT_CASE_LINE = Prepared(insert(t.case_lines), columns=_columns(t.case_lines))
+_UPDATE_CASE = Prepared(
+    update(t.cases).where(
+        t.cases.c.id == bindparam("_case_id"), t.cases.c.version == bindparam("_read_version")
+    ),
+    columns=_columns(t.cases),
+)
+_INSERT_OFFER = Prepared(insert(t.offers), columns=_columns(t.offers))
+_SET_OFFER_STATUS = Prepared(
+    update(t.offers).where(t.offers.c.id == bindparam("offer_id")), columns=["status"]
+)
+_SET_LINE_GRANT = Prepared(
+    update(t.case_lines).where(
+        t.case_lines.c.case_id == _CASE_ID, t.case_lines.c.line_id == bindparam("_line_id")
+    ),
+    columns=["granted_amount", "is_open"],
+)
+_CLEAR_DEADLINES = Prepared(
+    update(t.deadlines).where(
+        t.deadlines.c.case_id == _CASE_ID,
+        t.deadlines.c.fired_at.is_(None),
+        t.deadlines.c.cleared_at.is_(None),
+    ),
+    columns=["cleared_at"],
+)
+_INSERT_DEADLINE = Prepared(
+    insert(t.deadlines), columns=["case_id", "kind", "action", "party", "auto", "due_at"]
+)
+_due = (
+    select(t.deadlines)
+    .where(
+        t.deadlines.c.fired_at.is_(None),
+        t.deadlines.c.cleared_at.is_(None),
+        t.deadlines.c.auto.is_(True),
+        t.deadlines.c.due_at <= bindparam("now"),
+    )
+    .order_by(t.deadlines.c.due_at, t.deadlines.c.id)
+    .limit(bindparam("limit", literal_execute=False))
+)
+_DUE_DEADLINES = Prepared(_due)
+_DUE_DEADLINES_SKIP_LOCKED = Prepared(_due.with_for_update(skip_locked=True))
+_MARK_DEADLINE_FIRED = Prepared(
+    update(t.deadlines).where(t.deadlines.c.id == bindparam("deadline_id")),
+    columns=["fired_at"],
+)
+_INSERT_EVENT = Prepared(insert(t.events), columns=_columns(t.events))
+_INSERT_OUTBOX = Prepared(
+    insert(t.outbox), columns=["event_id", "type", "payload", "created_at", "next_attempt_at"]
+)
+_GET_REFUND = Prepared(select(t.refunds).where(t.refunds.c.id == bindparam("refund_id")))
+_INSERT_REFUND = Prepared(
+    insert(t.refunds),
+    columns=[
+        "id",
+        "case_id",
+        "amount",
+        "postage_amount",
+        "next_attempt_at",
+        "currency",
+        "method",
+        "payment_reference",
+        "status",
+        "expected_by",
+        "created_at",
+        "updated_at",
+    ],
+)
+_INSERT_ATTEMPT = Prepared(
+    insert(t.refund_attempts),
+    columns=["id", "refund_id", "idempotency_key", "gateway", "status", "error", "created_at"],
+)
+_SET_REFUND_STATUS = Prepared(
+    update(t.refunds).where(t.refunds.c.id == bindparam("refund_id")),
+    columns=["status", "updated_at"],
+)
+
+
+@dataclass(frozen=True)
+class _Tail:
+    """A case's last event as this repository knows it, valid while the case's stored
+    version is `version` (every event is written with a version bump of its case)."""
+
+    version: int
+    seq: int
+    hash: str
 
 
 class Repository:
@@ -74,7 +173,7 @@ class Repository:
     # ------------------------------------------------------------------ orders
 
     def get_order(self, order_id: str) -> Order | None:
-        row = self.conn.execute(select(t.orders).where(t.orders.c.order_id == order_id)).first()
+        row = _GET_ORDER.first(self.conn, {"order_id": order_id})
         return order_from_row(row) if row else None
 
     def save_order(self, order: Order, now: datetime) -> bool:
@@ -98,15 +197,11 @@ class Repository:
 
     # ------------------------------------------------------------------ cases
 
-    def get_case(
-        self, case_id: str, *, for_update: bool = False, for_write: bool = False
-    ) -> Case | None:
+    def get_case(self, case_id: str, *, for_write: bool = False) -> Case | None:
         """The case; `for_write` also reads its last event in the same statement, for the
         action about to be recorded (`append_event` then needs no query of its own)."""
-        query = (_CASE_FOR_WRITE if for_write else select(t.cases)).where(t.cases.c.id == case_id)
-        if for_update and self.is_postgres:
-            query = query.with_for_update()
-        row = self.conn.execute(query).first()
+        key = {"case_id": case_id}
+        row = (_GET_CASE_FOR_WRITE if for_write else _GET_CASE).first(self.conn, key)
         if row is None:
             return None
         if for_write:
@@ -114,32 +209,9 @@ class Repository:
                 self._tails[case_id] = _Tail(row.version, 0, GENESIS_HASH)
             else:
                 self._tails[case_id] = _Tail(row.version, row.last_event_seq, row.last_event_hash)
-        lines = self.conn.execute(
-            select(t.case_lines)
-            .where(t.case_lines.c.case_id == case_id)
-            .order_by(t.case_lines.c.position)
-        ).all()
+        lines = _CASE_LINES.all(self.conn, key)
         self._refundables[case_id] = [(line.line_id, line.refundable_amount) for line in lines]
-        offers = self.conn.execute(
-            select(t.offers).where(t.offers.c.case_id == case_id).order_by(t.offers.c.position)
-        ).all()
-        return case_from_rows(row, list(lines), list(offers))
-
-    def remember(
-        self,
-        case: Case,
-        last: StoredEvent,
-        refundables: Sequence[tuple[str, int]] | None = None,
-    ) -> None:
-        """Know `case` (as stored at its version) and its last event without reading them:
-        passed along from the transaction that wrote them. Should the case have changed
-        since, `update_case` refuses the write (its version check) as it would anyway."""
-        self._tails[case.id] = _Tail(case.version, last.chained.seq, last.hash)
-        if refundables is not None:
-            self._refundables[case.id] = list(refundables)
-
-    def known_refundables(self, case_id: str) -> list[tuple[str, int]] | None:
-        return self._refundables.get(case_id)
+        return case_from_rows(row, lines, _CASE_OFFERS.all(self.conn, key))
 
     def list_cases(
         self,
@@ -216,30 +288,24 @@ class Repository:
         ]
 
     def open_case_ids_for_lines(self, order_id: str, line_ids: Sequence[str]) -> list[str]:
-        return list(
-            self.conn.execute(
-                select(t.case_lines.c.case_id).where(
-                    t.case_lines.c.order_id == order_id,
-                    t.case_lines.c.line_id.in_(line_ids),
-                    t.case_lines.c.is_open.is_(True),
-                )
-            ).scalars()
-        )
+        return [
+            case_id
+            for line_id in line_ids
+            for case_id in _OPEN_CASE_ON_LINE.scalars(
+                self.conn, {"order_id": order_id, "line_id": line_id}
+            )
+        ]
 
     def granted_on_lines(self, order_id: str) -> dict[str, int]:
         """Per line, what earlier cases granted or refunded (the cap's already-used part)."""
-        rows = self.conn.execute(
-            select(t.case_lines.c.line_id, func.sum(t.case_lines.c.granted_amount))
-            .where(t.case_lines.c.order_id == order_id)
-            .group_by(t.case_lines.c.line_id)
-        ).all()
+        rows = _GRANTED_ON_LINES.all(self.conn, {"order_id": order_id})
         return {line_id: int(total or 0) for line_id, total in rows}
 
     def insert_case(self, case: Case, line_refundables: dict[str, int]) -> None:
         try:
-            self.conn.execute(insert(t.cases), case_to_row(case))
-            self.conn.execute(
-                insert(t.case_lines),
+            _INSERT_CASE.run(self.conn, case_to_row(case))
+            _INSERT_CASE_LINE.run_many(
+                self.conn,
                 [
                     {
                         "case_id": case.id,
@@ -254,7 +320,7 @@ class Repository:
                     for position, line in enumerate(case.lines)
                 ],
             )
-        except IntegrityError as exc:
+        except self.conn.dialect.dbapi.IntegrityError as exc:  # type: ignore[union-attr]
             raise Conflict(
                 "case_already_open", "one of these lines already has a case that is not resolved"
             ) from exc
@@ -267,11 +333,11 @@ class Repository:
 
     def update_case(self, before: Case, after: Case) -> None:
         """Write `after` if nobody changed the case since `before` was read (optimistic lock)."""
-        result = self.conn.execute(
-            _UPDATE_CASE,
+        updated = _UPDATE_CASE.run(
+            self.conn,
             {**case_to_row(after), "_case_id": before.id, "_read_version": before.version},
         )
-        if result.rowcount != 1:
+        if updated != 1:
             self._tails.pop(before.id, None)
             raise Conflict(
                 "concurrent_update", "the case changed meanwhile; reload it and try again"
@@ -293,11 +359,9 @@ class Repository:
         for position, offer in enumerate(case.offers):
             stored_status = existing.get(offer.id)
             if stored_status is None:
-                self.conn.execute(insert(t.offers), offer_to_row(case.id, position, offer))
+                _INSERT_OFFER.run(self.conn, offer_to_row(case.id, position, offer))
             elif stored_status != offer.status:
-                self.conn.execute(
-                    update(t.offers).where(t.offers.c.id == offer.id).values(status=offer.status)
-                )
+                _SET_OFFER_STATUS.run(self.conn, {"offer_id": offer.id, "status": offer.status})
 
     def _sync_lines(self, case: Case) -> None:
         """Split the case's grant over its lines by what each may refund; free resolved lines."""
@@ -305,11 +369,7 @@ class Repository:
         if lines is None:
             lines = [
                 (row.line_id, row.refundable_amount)
-                for row in self.conn.execute(
-                    select(t.case_lines.c.line_id, t.case_lines.c.refundable_amount)
-                    .where(t.case_lines.c.case_id == case.id)
-                    .order_by(t.case_lines.c.position)
-                )
+                for row in _CASE_LINES.all(self.conn, {"case_id": case.id})
             ]
             self._refundables[case.id] = lines
         granted = case.refunded or case.refund_granted
@@ -317,10 +377,14 @@ class Repository:
         total = granted.amount if granted is not None and used else 0
         parts = allocate(total, [refundable for _, refundable in lines])
         for (line_id, _), part in zip(lines, parts, strict=True):
-            self.conn.execute(
-                update(t.case_lines)
-                .where(t.case_lines.c.case_id == case.id, t.case_lines.c.line_id == line_id)
-                .values(granted_amount=part, is_open=not case.is_resolved)
+            _SET_LINE_GRANT.run(
+                self.conn,
+                {
+                    "case_id": case.id,
+                    "_line_id": line_id,
+                    "granted_amount": part,
+                    "is_open": not case.is_resolved,
+                },
             )
 
     def _sync_deadline(self, before: Case | None, after: Case) -> None:
@@ -328,46 +392,30 @@ class Repository:
         if old == after.deadline:
             return
         if old is not None:
-            self.conn.execute(
-                update(t.deadlines)
-                .where(
-                    t.deadlines.c.case_id == after.id,
-                    t.deadlines.c.fired_at.is_(None),
-                    t.deadlines.c.cleared_at.is_(None),
-                )
-                .values(cleared_at=after.updated_at)
-            )
+            _CLEAR_DEADLINES.run(self.conn, {"case_id": after.id, "cleared_at": after.updated_at})
         new = after.deadline
         if new is not None:
-            self.conn.execute(
-                insert(t.deadlines).values(
-                    case_id=after.id,
-                    kind=new.kind,
-                    action=new.action,
-                    party=new.party,
-                    auto=new.auto,
-                    due_at=new.due_at,
-                )
+            _INSERT_DEADLINE.run(
+                self.conn,
+                {
+                    "case_id": after.id,
+                    "kind": new.kind,
+                    "action": new.action,
+                    "party": new.party,
+                    "auto": new.auto,
+                    "due_at": new.due_at,
+                },
             )
 
     # ------------------------------------------------------------------ deadlines
 
     def due_deadlines(self, now: datetime, limit: int) -> list[Any]:
-        d = t.deadlines.c
-        query = (
-            select(t.deadlines)
-            .where(d.fired_at.is_(None), d.cleared_at.is_(None), d.auto.is_(True), d.due_at <= now)
-            .order_by(d.due_at, d.id)
-            .limit(limit)
-        )
-        if self.is_postgres:
-            query = query.with_for_update(skip_locked=True)
-        return list(self.conn.execute(query).all())
+        # On PostgreSQL concurrent sweepers skip the rows another one holds.
+        query = _DUE_DEADLINES_SKIP_LOCKED if self.is_postgres else _DUE_DEADLINES
+        return query.all(self.conn, {"now": now, "limit": limit})
 
     def mark_deadline_fired(self, deadline_id: int, now: datetime) -> None:
-        self.conn.execute(
-            update(t.deadlines).where(t.deadlines.c.id == deadline_id).values(fired_at=now)
-        )
+        _MARK_DEADLINE_FIRED.run(self.conn, {"deadline_id": deadline_id, "fired_at": now})
 
     # ------------------------------------------------------------------ events
 
@@ -396,8 +444,8 @@ class Repository:
             prev_hash=prev_hash,
         )
         digest = chained.compute_hash()
-        self.conn.execute(
-            insert(t.events),
+        _INSERT_EVENT.run(
+            self.conn,
             {
                 "id": event_id,
                 "case_id": case_id,
@@ -453,8 +501,8 @@ class Repository:
 
     def add_outbox_rows(self, rows: Sequence[tuple[str, str, dict[str, Any], datetime]]) -> None:
         """Outbox rows (event id, type, payload, time), in order, in one statement."""
-        self.conn.execute(
-            insert(t.outbox),
+        _INSERT_OUTBOX.run_many(
+            self.conn,
             [
                 {
                     "event_id": event_id,
@@ -470,10 +518,10 @@ class Repository:
     # ------------------------------------------------------------------ refunds
 
     def insert_refund(self, values: dict[str, Any]) -> None:
-        self.conn.execute(insert(t.refunds), values)
+        _INSERT_REFUND.run(self.conn, values)
 
     def get_refund(self, refund_id: str) -> Any:
-        return self.conn.execute(select(t.refunds).where(t.refunds.c.id == refund_id)).first()
+        return _GET_REFUND.first(self.conn, {"refund_id": refund_id})
 
     def refund_for_case(self, case_id: str) -> Any:
         return self.conn.execute(select(t.refunds).where(t.refunds.c.case_id == case_id)).first()
@@ -493,11 +541,13 @@ class Repository:
         return list(rows[:limit]), len(rows) > limit
 
     def set_refund_status(self, refund_id: str, status: str, now: datetime) -> None:
-        self.conn.execute(
-            update(t.refunds)
-            .where(t.refunds.c.id == refund_id)
-            .values(status=status, updated_at=now)
+        _SET_REFUND_STATUS.run(
+            self.conn, {"refund_id": refund_id, "status": status, "updated_at": now}
         )
+
+    def insert_attempt(self, values: dict[str, Any]) -> None:
+        """Insert a gateway attempt whose idempotency key is new (a first attempt)."""
+        _INSERT_ATTEMPT.run(self.conn, values)
 
     def record_attempt(self, values: dict[str, Any]) -> bool:
         """Insert a gateway attempt; False when its idempotency key was already used."""

@@ -1,0 +1,153 @@
+"""The write path's lean parts: statements run on the driver (prepared.py) read and write
+exactly what SQLAlchemy would, the ledger settles in the granting transaction, and a worker's
+threads fire each due deadline exactly once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.dialects.postgresql import psycopg
+
+from restitution.adapters.db import tables as t
+from restitution.adapters.db.codec import case_from_rows, order_from_row
+from restitution.adapters.db.prepared import Prepared
+from restitution.adapters.db.repository import Repository
+from restitution.services import refunds as refund_service
+from restitution.services.clock import TestClock
+from restitution.services.deadlines import fire_due
+from restitution.services.ports import GatewayResult, RefundRequest
+from tests.integration.case_steps import buyer, event_types, get_case, ok, open_case, refunds
+from tests.integration.conftest import Api
+
+
+def test_prepared_reads_give_what_sqlalchemy_gives(api: Api) -> None:
+    case_id = open_case(api)["id"]
+    buyer(api, case_id, "messages", body="Any news?")
+    with api.app.db.transaction(write=False) as conn:
+        lean = Repository(conn).get_case(case_id)
+        row = conn.execute(select(t.cases).where(t.cases.c.id == case_id)).one()
+        lines = conn.execute(select(t.case_lines).where(t.case_lines.c.case_id == case_id)).all()
+        offers = conn.execute(select(t.offers).where(t.offers.c.case_id == case_id)).all()
+        order = conn.execute(select(t.orders).where(t.orders.c.order_id == "o_1")).one()
+        assert lean == case_from_rows(row, list(lines), list(offers))
+        assert Repository(conn).get_order("o_1") == order_from_row(order)
+    assert lean is not None and lean.created_at.tzinfo is not None
+
+
+def test_prepared_writes_read_back_through_sqlalchemy(api: Api) -> None:
+    case_id = open_case(api)["id"]
+    with api.app.db.transaction(write=False) as conn:
+        event = conn.execute(select(t.events).where(t.events.c.case_id == case_id)).one()
+        outbox = conn.execute(select(t.outbox)).all()
+    assert event.at == api.app.clock.now()  # UTC in, UTC out
+    assert event.data["to"] == "awaiting_seller"  # JSON in, JSON out
+    assert [row.type for row in outbox] == ["case.opened"]
+    assert outbox[0].payload["case_id"] == case_id
+
+
+def test_a_missing_parameter_is_an_error_not_a_null(api: Api) -> None:
+    statement = Prepared(
+        insert(t.outbox), columns=["event_id", "type", "payload", "created_at", "next_attempt_at"]
+    )
+    with pytest.raises(KeyError), api.app.db.transaction() as conn:
+        statement.run(conn, {"event_id": "evt_x", "type": "case.opened", "payload": {}})
+    with api.app.db.transaction(write=False) as conn:
+        assert conn.execute(select(func.count()).select_from(t.outbox)).scalar() == 0
+
+
+def test_prepared_limits_and_literals_are_bound() -> None:
+    statement = Prepared(
+        select(t.events.c.seq)
+        .where(t.events.c.case_id == bindparam("case_id"))
+        .order_by(t.events.c.seq.desc())
+        .limit(1)
+    )
+    for dialect in (sqlite.dialect(), psycopg.dialect()):
+        form = statement._form(dialect)
+        assert "case_id" in form.names
+        assert set(form.names) - {"case_id"} <= set(form.defaults)  # LIMIT 1 carried along
+
+
+def test_the_ledger_settles_in_the_accepting_transaction(api: Api) -> None:
+    case_id = open_case(api)["id"]
+    accepted = ok(
+        api.as_("seller", "s_1")("POST", f"/v1/cases/{case_id}/accept", json={}),
+    )
+    assert (accepted["status"], accepted["outcome"]) == ("resolved", "refunded")
+    assert event_types(api, case_id)[-2:] == ["case.offer_accepted", "refund.succeeded"]
+    with api.app.db.transaction(write=False) as conn:
+        outbox = [row.type for row in conn.execute(select(t.outbox).order_by(t.outbox.c.id))]
+    assert outbox == [
+        "case.opened",
+        "case.offer_accepted",
+        "refund.requested",
+        "refund.succeeded",
+        "case.resolved",
+    ]
+
+
+@dataclass
+class RefusingLedger:
+    """A gateway in the database that refuses its first call."""
+
+    name: str = "ledger"
+    settles_in_transaction: bool = True
+    calls: int = 0
+
+    def refund(self, request: RefundRequest) -> GatewayResult:
+        self.calls += 1
+        if self.calls == 1:
+            return GatewayResult(succeeded=False, error="books closed")
+        return GatewayResult(succeeded=True, reference=request.idempotency_key)
+
+
+def test_a_refused_settlement_is_counted_and_tried_again_after_the_commit(api: Api) -> None:
+    gateway = RefusingLedger()
+    api.app.refund_gateway = gateway
+    case_id = open_case(api)["id"]
+    accepted = ok(api.as_("seller", "s_1")("POST", f"/v1/cases/{case_id}/accept", json={}))
+    assert accepted["status"] == "refund_pending"  # as committed; the retry came after
+    [refund] = refunds(api, case_id)
+    assert (refund["status"], gateway.calls) == ("succeeded", 2)
+    with api.app.db.transaction(write=False) as conn:
+        tried = conn.execute(
+            select(t.refund_attempts.c.idempotency_key, t.refund_attempts.c.status).order_by(
+                t.refund_attempts.c.idempotency_key
+            )
+        ).all()
+    assert [tuple(row) for row in tried] == [
+        (f"{refund['id']}:1", "failed"),
+        (f"{refund['id']}:2", "succeeded"),
+    ]
+    assert get_case(api, case_id)["outcome"] == "refunded"
+    assert refund_service.retry_due(api.app) == 0
+
+
+def _open_cases(api: Api, count: int) -> list[str]:
+    ids = []
+    for number in range(count):
+        api.put_order(f"o_{number}")
+        ids.append(ok(api.open_case(f"o_{number}"), 201)["id"])
+    return ids
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_threads_fire_each_due_deadline_once(api: Api, threads: int) -> None:
+    case_ids = _open_cases(api, 12)
+    clock = api.app.clock
+    assert isinstance(clock, TestClock)
+    clock.advance(30 * 24 * 3600)  # every seller's D1 has passed, nothing fired it yet
+    assert fire_due(api.app, threads=threads) == 12
+    assert fire_due(api.app, threads=threads) == 0
+    with api.app.db.transaction(write=False) as conn:
+        fired: Any = conn.execute(
+            select(t.deadlines.c.case_id, func.count())
+            .where(t.deadlines.c.fired_at.is_not(None))
+            .group_by(t.deadlines.c.case_id)
+        ).all()
+    assert dict(fired) == dict.fromkeys(case_ids, 1)
+    assert {get_case(api, case_id)["outcome"] for case_id in case_ids} == {"refunded"}
