@@ -147,7 +147,7 @@ def act(
                     "created_at": ctx.now,
                 }
             )
-        recorded = refunds.settle_at_once(app, repo, record(app, repo, case, result))
+        recorded = refunds.record_settling(app, repo, case, result)
     refunds.execute_if_automatic(app, recorded.case)
     return recorded.case
 

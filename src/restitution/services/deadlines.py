@@ -15,7 +15,6 @@ from restitution.adapters.db.repository import Repository
 from restitution.domain.cases import SYSTEM, Case, apply, deadline_command
 from restitution.services import refunds
 from restitution.services.context import App
-from restitution.services.recording import record
 
 
 def fire_due(
@@ -63,4 +62,4 @@ def _fire_next(app: App, now: datetime) -> Case | str | None:
         # Fire as of the moment it fell due, so a long jump of the clock replays faithfully.
         ctx = app.context(max(row.due_at, case.updated_at))
         result = apply(case, command, SYSTEM, ctx)
-        return refunds.settle_at_once(app, repo, record(app, repo, case, result)).case
+        return refunds.record_settling(app, repo, case, result).case

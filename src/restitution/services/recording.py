@@ -17,34 +17,56 @@ from restitution.services.ports import StoredEvent
 
 @dataclass(frozen=True)
 class Recorded:
-    """What `record` wrote: the case, its last event, and the refund granted, if any."""
+    """What `record` wrote: the case and its last event."""
 
     case: Case
     last_event: StoredEvent
-    granted: dict[str, Any] | None = None  # the refund row, when this action granted one
 
 
-def record(app: App, repo: Repository, before: Case | None, result: Result) -> Recorded:
-    """Write what an action changed: the case, its event, the refund grant, the outbox rows."""
-    after = result.case
+def grants_refund(before: Case | None, after: Case) -> bool:
+    """Does the move from `before` to `after` decide a refund (enter `refund_pending`)?"""
+    return after.status == "refund_pending" and (
+        before is None or before.status != "refund_pending"
+    )
+
+
+def record(
+    app: App,
+    repo: Repository,
+    before: Case | None,
+    *results: Result,
+    refund: dict[str, Any] | None = None,
+) -> Recorded:
+    """Write what one action changed (or several in a row, each from the case the previous
+    one left): the case once, as the last left it; each event, hash-chained; the refund
+    grant (`refund`, if already worked out by `new_refund`); the outbox rows."""
+    after = results[-1].case
     if before is not None:
         repo.update_case(before, after)
-    stored = repo.append_event(after.id, app.new_id("evt"), result.event)
-    at = result.event.at
-    # The outbox rows, written together in one statement once all are known.
-    outbox = [outbox_row(stored.chained.id, result.event.type, after, at)]
-    granted = None
-    if after.status == "refund_pending" and (before is None or before.status != "refund_pending"):
-        granted = grant_refund(app, repo, after, at)
-        outbox.append(
-            outbox_row(
-                app.new_id("evt"), "refund.requested", after, at, extra={"refund_id": granted["id"]}
+    outbox = []
+    previous = before
+    for result in results:
+        case, at = result.case, result.event.at
+        stored = repo.append_event(case.id, app.new_id("evt"), result.event)
+        outbox.append(outbox_row(stored.chained.id, result.event.type, case, at))
+        if grants_refund(previous, case):
+            granted = refund or new_refund(app, repo, case, at)
+            repo.insert_refund(granted)
+            outbox.append(
+                outbox_row(
+                    app.new_id("evt"),
+                    "refund.requested",
+                    case,
+                    at,
+                    extra={"refund_id": granted["id"]},
+                )
             )
-        )
-    if after.is_resolved and (before is None or not before.is_resolved):
-        outbox.append(outbox_row(app.new_id("evt"), "case.resolved", after, at))
+        if case.is_resolved and (previous is None or not previous.is_resolved):
+            outbox.append(outbox_row(app.new_id("evt"), "case.resolved", case, at))
+        previous = case
+    # The outbox rows, written together in one statement once all are known.
     repo.add_outbox_rows(outbox)
-    return Recorded(after, stored, granted)
+    return Recorded(after, stored)
 
 
 def outbox_row(
@@ -68,9 +90,9 @@ def outbox_row(
     return (event_id, event_type, data, at)
 
 
-def grant_refund(app: App, repo: Repository, case: Case, now: datetime) -> dict[str, Any]:
-    """Record the decision to refund `case.refund_granted` (and return postage, S1) to the
-    original payment method (F1); returns the refund's row."""
+def new_refund(app: App, repo: Repository, case: Case, now: datetime) -> dict[str, Any]:
+    """The refund row of the decision to refund `case.refund_granted` (and return postage,
+    S1) to the original payment method (F1), pending."""
     order = repo.get_order(case.order_id)
     assert order is not None and case.refund_granted is not None
     postage = return_postage_reimbursement(case, app.policy)
@@ -85,11 +107,12 @@ def grant_refund(app: App, repo: Repository, case: Case, now: datetime) -> dict[
         "method": order.payment.method,
         "payment_reference": order.payment.reference,
         "status": "pending",
+        "attempts": 0,
+        "last_error": None,
         "expected_by": expected_refund_by(
             app.policy, order.payment.method, now, order.buyer_country
         ),
         "created_at": now,
         "updated_at": now,
     }
-    repo.insert_refund(refund)
     return refund

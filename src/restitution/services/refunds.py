@@ -24,12 +24,12 @@ import structlog
 
 from restitution.adapters.db import refunds as rows
 from restitution.adapters.db.repository import Repository
-from restitution.domain.cases import SYSTEM, Actor, Case, FailRefund, SettleRefund, apply
+from restitution.domain.cases import SYSTEM, Actor, Case, FailRefund, Result, SettleRefund, apply
 from restitution.domain.errors import Conflict, Forbidden
 from restitution.services.auth import Principal, can_see_case, not_found
 from restitution.services.context import App
 from restitution.services.ports import GatewayResult, RefundGateway, RefundRequest
-from restitution.services.recording import Recorded, record
+from restitution.services.recording import Recorded, grants_refund, new_refund, record
 from restitution.services.retry import backoff
 
 log = structlog.get_logger()
@@ -38,33 +38,39 @@ RETRY_BASE = timedelta(minutes=1)
 RETRY_CAP = timedelta(hours=1)
 
 
-def settle_at_once(app: App, repo: Repository, recorded: Recorded) -> Recorded:
-    """In the transaction that granted a refund, settle it through a gateway that keeps its
-    books in this database (the ledger): one attempt, keyed like any other, succeeded."""
-    gateway, refund = app.refund_gateway, recorded.granted
-    if gateway is None or not gateway.settles_in_transaction or refund is None:
-        return recorded
+def record_settling(app: App, repo: Repository, before: Case, result: Result) -> Recorded:
+    """Record an action; when it grants a refund that a gateway keeping its books in this
+    database (the ledger) settles, settle it in the same transaction: one attempt, keyed
+    like any other, and the case written once, resolved."""
+    gateway = app.refund_gateway
+    if gateway is None or not gateway.settles_in_transaction:
+        return record(app, repo, before, result)
+    if not grants_refund(before, result.case):
+        return record(app, repo, before, result)
+    refund = new_refund(app, repo, result.case, result.event.at)
     key = f"{refund['id']}:1"
-    result = gateway.refund(_request(refund, key))
+    outcome = gateway.refund(_request(refund, key))
     now = app.clock.now()
+    if outcome.succeeded:
+        settled = apply(result.case, SettleRefund(refund["id"]), SYSTEM, app.context())
+        refund.update(status="succeeded", attempts=1, next_attempt_at=None, updated_at=now)
+        recorded = record(app, repo, before, result, settled, refund=refund)
+    else:
+        # Counted, and due again at once: tried after the commit like any other attempt.
+        refund.update(attempts=1, last_error=outcome.error)
+        recorded = record(app, repo, before, result, refund=refund)
     repo.insert_attempt(
         {
             "id": app.new_id("rfa"),
             "refund_id": refund["id"],
             "idempotency_key": key,
             "gateway": gateway.name,
-            "status": "succeeded" if result.succeeded else "failed",
-            "error": result.error,
+            "status": "succeeded" if outcome.succeeded else "failed",
+            "error": outcome.error,
             "created_at": now,
         }
     )
-    if not result.succeeded:
-        # Counted, and due again at once: tried after the commit like any other attempt.
-        rows.hold(repo.conn, refund["id"], 1, now)
-        return recorded
-    rows.settle(repo.conn, refund["id"], attempts=1, now=now)
-    settled = apply(recorded.case, SettleRefund(refund["id"]), SYSTEM, app.context())
-    return record(app, repo, recorded.case, settled)
+    return recorded
 
 
 def _request(refund: Mapping[str, Any], key: str) -> RefundRequest:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, null, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from restitution.adapters.db import tables as t
 from restitution.adapters.db.prepared import Prepared
@@ -27,12 +27,6 @@ _LAST_ATTEMPT = Prepared(
 _HOLD = Prepared(
     update(t.refunds).where(t.refunds.c.id == _REFUND_ID),
     columns=["attempts", "next_attempt_at"],
-)
-_SETTLE = Prepared(
-    update(t.refunds)
-    .where(t.refunds.c.id == _REFUND_ID)
-    .values(status="succeeded", next_attempt_at=null()),
-    columns=["attempts", "updated_at"],
 )
 _SET_ATTEMPT_OUTCOME = Prepared(
     update(t.refund_attempts).where(t.refund_attempts.c.id == bindparam("attempt_id")),
@@ -66,11 +60,6 @@ def last_attempt(conn: Connection, refund_id: str, gateway: str) -> Any:
 def hold(conn: Connection, refund_id: str, attempts: int, until: datetime) -> None:
     """Count the attempt and hold the grant until `until` while the gateway is asked."""
     _HOLD.run(conn, {"refund_id": refund_id, "attempts": attempts, "next_attempt_at": until})
-
-
-def settle(conn: Connection, refund_id: str, *, attempts: int, now: datetime) -> None:
-    """The refund succeeded on its `attempts`-th attempt: nothing more to try."""
-    _SETTLE.run(conn, {"refund_id": refund_id, "attempts": attempts, "updated_at": now})
 
 
 def set_attempt_outcome(

@@ -135,6 +135,8 @@ _INSERT_REFUND = Prepared(
         "method",
         "payment_reference",
         "status",
+        "attempts",
+        "last_error",
         "expected_by",
         "created_at",
         "updated_at",
