@@ -47,12 +47,10 @@ def _fire_next(app: App, now: datetime) -> Case | str | None:
     nothing is due."""
     with app.db.transaction() as conn:
         repo = Repository(conn)
-        due = repo.due_deadlines(now, limit=1)
-        if not due:
+        row = repo.take_due_deadline(now)
+        if row is None:
             return None
-        row = due[0]
         case_id: str = row.case_id
-        repo.mark_deadline_fired(row.id, now)
         case = repo.get_case(row.case_id, for_write=True)
         if case is None or case.deadline is None or case.deadline.kind != row.kind:
             return case_id  # a stale row: the case moved on; nothing to do

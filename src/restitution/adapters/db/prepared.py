@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Insert
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.sql import ClauseElement, Select
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.dml import UpdateBase
 
 Processor = Callable[[Any], Any] | None
 
@@ -76,8 +77,12 @@ class Prepared:
         }
         row: Any = None
         results: tuple[Processor, ...] = ()
+        selected: list[Any] = []
         if isinstance(self.statement, Select):
             selected = list(self.statement.selected_columns)
+        elif isinstance(self.statement, UpdateBase):
+            selected = list(self.statement.exported_columns)  # its RETURNING, if any
+        if selected:
             row = namedtuple("Row", [column.key for column in selected])  # type: ignore[misc,no-redef]
             results = tuple(
                 column.type.dialect_impl(dialect).result_processor(dialect, None)

@@ -101,8 +101,8 @@ _CLEAR_DEADLINES = Prepared(
 _INSERT_DEADLINE = Prepared(
     insert(t.deadlines), columns=["case_id", "kind", "action", "party", "auto", "due_at"]
 )
-_due = (
-    select(t.deadlines)
+_next_due = (
+    select(t.deadlines.c.id)
     .where(
         t.deadlines.c.fired_at.is_(None),
         t.deadlines.c.cleared_at.is_(None),
@@ -110,14 +110,23 @@ _due = (
         t.deadlines.c.due_at <= bindparam("now"),
     )
     .order_by(t.deadlines.c.due_at, t.deadlines.c.id)
-    .limit(bindparam("limit", literal_execute=False))
+    .limit(1)
 )
-_DUE_DEADLINES = Prepared(_due)
-_DUE_DEADLINES_SKIP_LOCKED = Prepared(_due.with_for_update(skip_locked=True))
-_MARK_DEADLINE_FIRED = Prepared(
-    update(t.deadlines).where(t.deadlines.c.id == bindparam("deadline_id")),
-    columns=["fired_at"],
-)
+
+
+def _take(next_due: Any) -> Prepared:
+    """Mark the next due deadline fired and return it, in one statement."""
+    return Prepared(
+        update(t.deadlines)
+        .where(t.deadlines.c.id == next_due.scalar_subquery())
+        .values(fired_at=bindparam("now"))
+        .returning(*t.deadlines.c)
+    )
+
+
+_TAKE_DUE_DEADLINE = _take(_next_due)
+# On PostgreSQL concurrent sweepers skip the rows another one holds.
+_TAKE_DUE_DEADLINE_SKIP_LOCKED = _take(_next_due.with_for_update(skip_locked=True))
 _INSERT_EVENT = Prepared(insert(t.events), columns=_columns(t.events))
 _INSERT_OUTBOX = Prepared(
     insert(t.outbox), columns=["event_id", "type", "payload", "created_at", "next_attempt_at"]
@@ -411,13 +420,10 @@ class Repository:
 
     # ------------------------------------------------------------------ deadlines
 
-    def due_deadlines(self, now: datetime, limit: int) -> list[Any]:
-        # On PostgreSQL concurrent sweepers skip the rows another one holds.
-        query = _DUE_DEADLINES_SKIP_LOCKED if self.is_postgres else _DUE_DEADLINES
-        return query.all(self.conn, {"now": now, "limit": limit})
-
-    def mark_deadline_fired(self, deadline_id: int, now: datetime) -> None:
-        _MARK_DEADLINE_FIRED.run(self.conn, {"deadline_id": deadline_id, "fired_at": now})
+    def take_due_deadline(self, now: datetime) -> Any:
+        """The next deadline due by `now` (the earliest), marked fired; None when none is."""
+        query = _TAKE_DUE_DEADLINE_SKIP_LOCKED if self.is_postgres else _TAKE_DUE_DEADLINE
+        return query.first(self.conn, {"now": now})
 
     # ------------------------------------------------------------------ events
 
