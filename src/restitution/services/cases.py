@@ -48,11 +48,11 @@ def open_case(app: App, principal: Principal, command: OpenCase) -> Case:
         if order is None or not may_see_order(repo, principal, order):
             raise not_found("order", command.order_id)
         command = _whole_lines(command, order)
-        if repo.open_case_ids_for_lines(order.order_id, [line.line_id for line in command.lines]):
+        granted, open_lines = repo.claims_on_lines(order.order_id)
+        if any(line.line_id in open_lines for line in command.lines):
             raise Conflict(
                 "case_already_open", "one of these lines already has a case that is not resolved"
             )
-        granted = repo.granted_on_lines(order.order_id)
         verdicts = [
             evaluate(
                 app.policy,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, exists, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, exists, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from restitution.adapters.db import tables as t
@@ -60,16 +60,9 @@ _CASE_LINES = Prepared(
 _CASE_OFFERS = Prepared(
     select(t.offers).where(t.offers.c.case_id == _CASE_ID).order_by(t.offers.c.position)
 )
-_GRANTED_ON_LINES = Prepared(
-    select(t.case_lines.c.line_id, func.sum(t.case_lines.c.granted_amount).label("total"))
-    .where(t.case_lines.c.order_id == bindparam("order_id"))
-    .group_by(t.case_lines.c.line_id)
-)
-_OPEN_CASE_ON_LINE = Prepared(
-    select(t.case_lines.c.case_id).where(
-        t.case_lines.c.order_id == bindparam("order_id"),
-        t.case_lines.c.line_id == bindparam("line_id"),
-        t.case_lines.c.is_open.is_(True),
+_CASES_ON_ORDER_LINES = Prepared(
+    select(t.case_lines.c.line_id, t.case_lines.c.granted_amount, t.case_lines.c.is_open).where(
+        t.case_lines.c.order_id == bindparam("order_id")
     )
 )
 _INSERT_CASE = Prepared(insert(t.cases), columns=_columns(t.cases))
@@ -298,19 +291,21 @@ class Repository:
             if case_id in rows
         ]
 
-    def open_case_ids_for_lines(self, order_id: str, line_ids: Sequence[str]) -> list[str]:
-        return [
-            case_id
-            for line_id in line_ids
-            for case_id in _OPEN_CASE_ON_LINE.scalars(
-                self.conn, {"order_id": order_id, "line_id": line_id}
-            )
-        ]
-
     def granted_on_lines(self, order_id: str) -> dict[str, int]:
         """Per line, what earlier cases granted or refunded (the cap's already-used part)."""
-        rows = _GRANTED_ON_LINES.all(self.conn, {"order_id": order_id})
-        return {line_id: int(total or 0) for line_id, total in rows}
+        return self.claims_on_lines(order_id)[0]
+
+    def claims_on_lines(self, order_id: str) -> tuple[dict[str, int], set[str]]:
+        """Per line, what its cases granted or refunded; and the lines with an open case."""
+        granted: dict[str, int] = {}
+        open_lines: set[str] = set()
+        for line_id, amount, is_open in _CASES_ON_ORDER_LINES.all(
+            self.conn, {"order_id": order_id}
+        ):
+            granted[line_id] = granted.get(line_id, 0) + amount
+            if is_open:
+                open_lines.add(line_id)
+        return granted, open_lines
 
     def insert_case(self, case: Case, line_refundables: dict[str, int]) -> None:
         try:
