@@ -29,12 +29,8 @@ from restitution.bootstrap import SchemaOutOfDate, build_app, operator_key
 from restitution.domain.errors import DomainError
 from restitution.domain.policy import Policy
 from restitution.policies import PolicyError, default_policy, load_policy, parse_policy
-from restitution.services import audit
-from restitution.services import demo as demo_data
 from restitution.services.auth import mint_party_token
 from restitution.services.context import App
-from restitution.services.orders import import_orders
-from restitution.services.worker import Worker
 from restitution.settings import Settings
 
 app = typer.Typer(
@@ -151,6 +147,8 @@ def migrate() -> None:
 @app.command()
 def demo() -> None:
     """Load the demo buyers, sellers, orders and cases (once)."""
+    from restitution.services import demo as demo_data
+
     application = _build(_settings())
     loaded = demo_data.load(application)
     typer.echo("demo data loaded" if loaded else "demo data was already there")
@@ -173,6 +171,8 @@ def serve(
     import uvicorn
 
     from restitution.api.app import create_api
+    from restitution.services import demo as demo_data
+    from restitution.services.worker import Worker
 
     settings = _settings()
     if settings.public_url == Settings.model_fields["public_url"].default:
@@ -204,6 +204,8 @@ def worker(
 
     Many workers may share one PostgreSQL; run `restitution migrate` before starting them.
     """
+    from restitution.services.worker import Worker
+
     application = _build(_settings(), auto_migrate=False)
     background = Worker(application, interval)
     if once:
@@ -242,10 +244,11 @@ def orders_import(
 
     Bad orders are reported as FILE:LINE: message and skipped; the exit status is 1 if any.
     """
-    # Imported here to keep CLI start-up fast: the order validation pulls in FastAPI and the
-    # API's schemas, which no other command needs.
+    # Imported here, as the other commands' own modules are imported in them: start-up is a
+    # good part of importing a file.
     from restitution.api.order_import import chunks, parse_chunk
     from restitution.api.order_import import file_format as detect_format
+    from restitution.services.orders import import_orders
 
     fmt = detect_format(file.name, file_format)
     if fmt not in ("jsonl", "csv"):
@@ -298,9 +301,9 @@ def orders_import(
                     if chunk is None:
                         break
                     batch = parse_chunk(chunk)
-                if batch.orders:
+                if batch.count:
                     import_orders(application, batch.orders, batch.contacts)
-                imported += len(batch.orders)
+                imported += batch.count
                 for problem in batch.bad:
                     bad += 1
                     if bad <= MAX_BAD_LINES_SHOWN:
@@ -335,6 +338,8 @@ app.add_typer(audit_app, name="audit")
 @audit_app.command("verify")
 def audit_verify(case_id: str | None = typer.Argument(None, help="One case; default all.")) -> None:
     """Recompute every hash chain; name the first broken link of each broken case."""
+    from restitution.services import audit
+
     report = audit.verify(_build(_settings()), case_id)
     for link in report.broken:
         typer.echo(f"BROKEN {link.case_id} at event {link.seq} ({link.event_id}): {link.problem}")
@@ -378,6 +383,8 @@ def _safe_url(url: str) -> str:
 
 
 def _print_welcome(application: App, key: str, generated: bool, with_demo: bool) -> None:
+    from restitution.services import demo as demo_data
+
     console = Console(soft_wrap=True)
     base = application.settings.public_url.rstrip("/")
     database = _safe_url(application.settings.database_url)

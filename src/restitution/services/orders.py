@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from restitution.adapters.db.bulk import upsert_order_params
+from restitution.adapters.db.bulk import OrderBatch, write_orders
 from restitution.adapters.db.repository import Repository
 from restitution.domain.eligibility import Verdict, evaluate_line
 from restitution.domain.errors import Forbidden
@@ -43,17 +42,17 @@ def put_order(
 
 def import_orders(
     app: App,
-    orders: Sequence[tuple[Any, ...]],
+    orders: OrderBatch,
     contacts: Sequence[tuple[str, str, PartyContact]] = (),
 ) -> None:
     """Create or replace a batch of orders in one transaction (`restitution orders import`).
 
-    `orders` are encoded by `adapters.db.bulk.order_params`; `contacts` are (role, party id,
+    `orders` are encoded by `adapters.db.bulk.encode_orders`; `contacts` are (role, party id,
     contact) and are saved as `put_order` saves them.
     """
     now = app.clock.now()
     with app.db.transaction() as conn:
-        upsert_order_params(conn, orders)
+        write_orders(conn, orders)
         for role, party_id, contact in contacts:
             save_contact(conn, role, party_id, contact, now)
 
