@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -35,4 +36,4 @@ class Settings(BaseSettings):
     worker_interval_seconds: float = 5.0
     # Deadlines a worker fires at once, each in its own transaction (PostgreSQL only: on
     # SQLite writes take turns anyway). Each waits mostly on round trips to the server.
-    worker_threads: int = 4
+    worker_threads: int = Field(default=4, ge=1)

@@ -20,7 +20,8 @@ from typing import Annotated, Any, TextIO, TypeVar
 from pydantic import Field, StrictStr, ValidationError
 from pydantic_core import from_json
 
-from restitution.adapters.db.bulk import OrderBatch, Row, encode_orders, order_row, utc_text
+from restitution.adapters.db.bulk import OrderBatch, Row, encode_orders, order_row
+from restitution.adapters.db.tables import utc_text
 from restitution.api.schemas import EARLIEST, LATEST, MAX_AMOUNT, OrderIn
 from restitution.domain.errors import DomainError
 from restitution.services.parties import PartyContact
@@ -380,7 +381,7 @@ def _boolean(value: Any) -> bool:
 
 
 def _moment(value: Any) -> str:
-    """The time as `bulk.utc_text` writes it."""
+    """The time as `tables.utc_text` writes it."""
     if type(value) is not str or (parts := _MOMENT.fullmatch(value)) is None:
         raise _Unsure
     try:

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import Connection
 
 from restitution.adapters.db import tables as t
 from restitution.adapters.db.codec import order_to_row
+from restitution.adapters.db.tables import utc_text
 from restitution.domain.orders import Order
 
 STAMP_COLUMNS = ("created_at", "updated_at")
@@ -52,13 +53,6 @@ _POSTGRES_UPSERT = (
 )
 # COPY's text format: tab-separated columns, \N for NULL, a backslash escapes the rest.
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def utc_text(moment: datetime) -> str:
-    """A time as it is written: in UTC, as naive text with microseconds."""
-    if moment.tzinfo is None:
-        raise ValueError("naive datetimes are not stored; use UTC")
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def order_row(order: Order) -> Row:

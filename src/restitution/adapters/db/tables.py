@@ -33,6 +33,14 @@ metadata = MetaData(
 )
 
 
+def utc_text(moment: datetime) -> str:
+    """A time as SQLite stores it: in UTC, as naive text with microseconds (the text
+    SQLAlchemy's own DATETIME writes)."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetimes are not stored; use UTC")
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC in and out, on SQLite (which stores naive text) as on PostgreSQL."""
 
@@ -62,11 +70,7 @@ class UTCDateTime(TypeDecorator[datetime]):
             return super().bind_processor(dialect)
 
         def process(value: datetime | None) -> str | None:
-            if value is None:
-                return None
-            if value.tzinfo is None:
-                raise ValueError("naive datetimes are not stored; use UTC")
-            return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+            return None if value is None else utc_text(value)
 
         return process
 
