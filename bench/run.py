@@ -36,7 +36,9 @@ BIN = Path(sys.executable).parent
 LUA_DIR = BENCH_DIR / "wrk"
 TOKEN = "rst_op_bench_operator_key"
 POSTGRES_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
-POSTGRES_DATABASE = "restitution_bench"
+# A database of its own (created if missing, emptied at each run); BENCH_POSTGRES_DATABASE
+# lets two runs on one server keep out of each other's way.
+POSTGRES_DATABASE = os.environ.get("BENCH_POSTGRES_DATABASE", "restitution_bench")
 CONNECTIONS = 32
 COUNTER_AMOUNT = 2500  # the seller's counter-offer in the write flow
 
