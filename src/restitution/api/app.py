@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from restitution import __version__
@@ -19,7 +22,17 @@ Every POST accepts `Idempotency-Key`."""
 
 
 def create_api(app: App, operator_key: str) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # PostgreSQL: the hot reads' async connections live as long as the server's loop.
+        await app.db.open_async_reads()
+        try:
+            yield
+        finally:
+            await app.db.close_async_reads()
+
     api = FastAPI(
+        lifespan=lifespan,
         title="Restitution API",
         version=__version__,
         description=DESCRIPTION,

@@ -28,7 +28,7 @@ from restitution.services import refunds
 from restitution.services.attachments import claim_attachments
 from restitution.services.auth import Principal, can_see_case, not_found
 from restitution.services.context import App
-from restitution.services.orders import may_see_order
+from restitution.services.orders import visible_claims
 from restitution.services.ports import CaseFilter, StoredEvent
 from restitution.services.recording import record
 
@@ -44,12 +44,10 @@ def open_case(app: App, principal: Principal, command: OpenCase) -> Case:
     ctx = app.context()
     with app.db.transaction() as conn:
         repo = Repository(conn)
-        order = repo.get_order(command.order_id)
-        if order is None or not may_see_order(repo, principal, order):
-            raise not_found("order", command.order_id)
+        claims = visible_claims(repo, principal, command.order_id)
+        order, granted = claims.order, claims.granted
         command = _whole_lines(command, order)
-        granted, open_lines = repo.claims_on_lines(order.order_id)
-        if any(line.line_id in open_lines for line in command.lines):
+        if any(line.line_id in claims.open_lines for line in command.lines):
             raise Conflict(
                 "case_already_open", "one of these lines already has a case that is not resolved"
             )

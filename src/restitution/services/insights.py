@@ -20,9 +20,9 @@ from restitution.domain.cases import OPEN_STATUSES, Case
 from restitution.domain.eligibility import Verdict, evaluate
 from restitution.domain.errors import Forbidden
 from restitution.domain.orders import Order
-from restitution.services.auth import Principal, not_found
+from restitution.services.auth import Principal
 from restitution.services.context import App
-from restitution.services.orders import may_see_order
+from restitution.services.orders import visible_claims
 
 MAX_ORDERS = 200
 
@@ -63,13 +63,9 @@ def claim_verdicts(
     reason: str,
 ) -> list[Verdict]:
     """The verdict for each (line, quantity) and reason now: what opening would be judged by."""
-    with app.db.transaction(write=False) as conn:
-        repo = Repository(conn)
-        order = repo.get_order(order_id)
-        if order is None or not may_see_order(repo, principal, order):
-            raise not_found("order", order_id)
-        granted = repo.granted_on_lines(order_id)
-    now = app.clock.now()
+    with app.db.reading() as conn:
+        claims = visible_claims(Repository(conn), principal, order_id)
+    now, order, granted = app.clock.now(), claims.order, claims.granted
     return [
         evaluate(
             app.policy,

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from restitution.adapters.db.bulk import OrderBatch, write_orders
-from restitution.adapters.db.repository import Repository
+from restitution.adapters.db.repository import OrderClaims, Repository, read_order_with_claims
 from restitution.domain.eligibility import Verdict, evaluate_line
 from restitution.domain.errors import Forbidden
 from restitution.domain.orders import Order
@@ -68,13 +68,24 @@ def get_order(app: App, principal: Principal, order_id: str) -> Order:
 
 def eligibility(app: App, principal: Principal, order_id: str) -> list[tuple[str, list[Verdict]]]:
     """Every line of the order, with a verdict for every reason, as of now."""
-    with app.db.transaction(write=False) as conn:
-        repo = Repository(conn)
-        order = repo.get_order(order_id)
-        if order is None or not may_see_order(repo, principal, order):
-            raise not_found("order", order_id)
-        granted = repo.granted_on_lines(order_id)
-    now = app.clock.now()
+    with app.db.reading() as conn:
+        claims = visible_claims(Repository(conn), principal, order_id)
+    return _verdicts(app, claims)
+
+
+async def eligibility_async(
+    app: App, principal: Principal, order_id: str
+) -> list[tuple[str, list[Verdict]]]:
+    """`eligibility` for the API, asked on every order page of the marketplace: its one
+    read statement runs on the event loop (`Database.read_all`), with no thread hop."""
+    claims = await read_order_with_claims(app.db, order_id)
+    if claims is None or not may_see_claims(principal, claims):
+        raise not_found("order", order_id)
+    return _verdicts(app, claims)
+
+
+def _verdicts(app: App, claims: OrderClaims) -> list[tuple[str, list[Verdict]]]:
+    now, order, granted = app.clock.now(), claims.order, claims.granted
     return [
         (
             line.line_id,
@@ -84,6 +95,20 @@ def eligibility(app: App, principal: Principal, order_id: str) -> list[tuple[str
         )
         for line in order.lines
     ]
+
+
+def visible_claims(repo: Repository, principal: Principal, order_id: str) -> OrderClaims:
+    """The order with what its cases claim, if `principal` may see it (as `may_see_order`)."""
+    claims = repo.order_with_claims(order_id)
+    if claims is None or not may_see_claims(principal, claims):
+        raise not_found("order", order_id)
+    return claims
+
+
+def may_see_claims(principal: Principal, claims: OrderClaims) -> bool:
+    return can_see_order(principal, claims.order) or (
+        principal.role == "mediator" and claims.escalated
+    )
 
 
 def may_see_order(repo: Repository, principal: Principal, order: Order) -> bool:

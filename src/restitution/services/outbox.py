@@ -22,9 +22,17 @@ from restitution.services import emails
 from restitution.services.context import App
 from restitution.services.webhooks import matches
 
+# Rows dispatched per transaction. SQLite has one write lock, and the server's requests wait
+# for it on the event loop: a batch of 200 held them all back for ~0.2 s (the p99 of the
+# write benchmark; bench/RESULTS.md). There, small batches, run back to back while busy.
+BATCH = 200
+SQLITE_BATCH = 20
 
-def dispatch(app: App, *, limit: int = 200) -> int:
-    """Dispatch up to `limit` outbox rows; returns how many."""
+
+def dispatch(app: App, *, limit: int | None = None) -> int:
+    """Dispatch up to `limit` outbox rows (default: one batch) in one transaction; returns
+    how many."""
+    limit = limit or (SQLITE_BATCH if app.db.is_sqlite else BATCH)
     now = app.clock.now()
     with app.db.transaction() as conn:
         rows = undispatched_outbox(conn, limit)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -14,9 +16,13 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import NullPool
 
+from restitution.adapters.db.prepared import Prepared
+
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+ASYNC_POOL_SIZE = 10  # per server process, beside the engine's pool of blocking connections
 
 
 class Database:
@@ -37,6 +43,8 @@ class Database:
         self._readers = threading.local()  # SQLite: each thread's own reading connection
         self._opened: list[Connection] = []  # every kept connection, closed by `dispose`
         self._opened_lock = threading.Lock()
+        self._async_pool: Any = None  # PostgreSQL: `open_async_reads`' pool, and its loop
+        self._async_loop: asyncio.AbstractEventLoop | None = None
 
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Connection]:
@@ -55,6 +63,72 @@ class Database:
                 return
         with self.engine.connect() as conn, conn.begin():
             yield conn
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A connection for reads of ONE statement each, outside any transaction (a single
+        statement reads one snapshot by itself): no BEGIN and COMMIT to pay for. Run only
+        `Prepared` statements on it (`Connection.execute` would begin a transaction)."""
+        if self.is_sqlite:
+            reader = self._readers.reader = self._kept(getattr(self._readers, "reader", None))
+            if not reader.in_transaction():  # the driver is in autocommit (`_on_connect`)
+                yield reader
+                return
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            yield conn
+
+    async def open_async_reads(self) -> None:
+        """PostgreSQL: open a pool of async connections (autocommit) on the running event
+        loop, for `read_all` (the server opens it at start-up, closes it at shutdown)."""
+        if self.is_sqlite or self._async_pool is not None:
+            return
+        from psycopg_pool import AsyncConnectionPool
+
+        conninfo = self.engine.url.set(drivername="postgresql")
+        pool = AsyncConnectionPool(
+            conninfo.render_as_string(hide_password=False),
+            min_size=1,
+            max_size=ASYNC_POOL_SIZE,
+            kwargs={"autocommit": True},
+            open=False,
+        )
+        await pool.open()
+        self._async_pool, self._async_loop = pool, asyncio.get_running_loop()
+
+    async def close_async_reads(self) -> None:
+        pool, self._async_pool, self._async_loop = self._async_pool, None, None
+        if pool is not None:
+            await pool.close()
+
+    async def read_all(self, statement: Prepared, params: Mapping[str, Any]) -> list[Any]:
+        """The rows of one read statement, without blocking the event loop.
+
+        PostgreSQL: on the async pool when it is open on this loop; a connection that
+        broke while idle (a server restart) is dropped and the read, which changes nothing,
+        asked once more. Otherwise in a thread, on a `reading()` connection. SQLite: inline,
+        on this thread's reader (a local file read; its writes are inline too).
+        """
+        pool = self._async_pool
+        if pool is not None and self._async_loop is asyncio.get_running_loop():
+            import psycopg
+
+            for attempt in (1, 2):
+                try:
+                    async with pool.connection() as conn:
+                        return await statement.all_async(conn, self.engine.dialect, params)
+                except psycopg.OperationalError:
+                    if attempt == 2:
+                        raise
+                    await pool.check()  # drop every dead idle connection, not just this one
+        if self.is_sqlite:
+            with self.reading() as conn:
+                return statement.all(conn, params)
+
+        def read() -> list[Any]:
+            with self.reading() as conn:
+                return statement.all(conn, params)
+
+        return await asyncio.to_thread(read)
 
     def _kept(self, conn: Connection | None, **options: Any) -> Connection:
         """SQLite connections are kept open, not checked out of the pool and back for every
@@ -77,9 +151,15 @@ class Database:
         self.engine.dispose()
 
 
+# A pooled PostgreSQL connection idle for longer than this is pinged before it is handed out.
+PING_AFTER_IDLE_SECONDS = 1.0
+
+
 def _create_engine(url: str, *, echo: bool, is_sqlite: bool) -> Engine:
     if not is_sqlite:
-        return create_engine(url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True)
+        engine = create_engine(url, echo=echo, pool_size=10, max_overflow=10)
+        _ping_when_idle(engine)
+        return engine
     database = make_url(url).database
     options: dict[str, Any] = {}
     if database and database != ":memory:":
@@ -106,6 +186,26 @@ def _create_engine(url: str, *, echo: bool, is_sqlite: bool) -> Engine:
         conn.exec_driver_sql(f"BEGIN {mode}".strip())
 
     return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """SQLAlchemy's `pool_pre_ping` pings at every checkout: a round trip that cost more than
+    a whole eligibility read (bench/RESULTS.md). A connection in use moments ago is alive; one
+    that sat idle (across a server restart, say) is pinged, and replaced if dead."""
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:  # the pool drops it and checks out another (up to 3 times)
+            raise DisconnectionError(f"a pooled connection is dead: {error}") from error
 
 
 # --------------------------------------------------------------------------- migrations

@@ -138,6 +138,16 @@ class Prepared:
         cursor.close()
         return None if row is None else self._row(form, row)
 
+    async def all_async(
+        self, conn: Any, dialect: Dialect, params: Mapping[str, Any] | None = None
+    ) -> list[Any]:
+        """`all` on an async driver connection (psycopg's `AsyncConnection`) of `dialect`."""
+        form = self._form(dialect)
+        async with conn.cursor() as cursor:
+            await cursor.execute(form.sql, self._bound(form, params or {}))
+            rows = await cursor.fetchall()
+        return [self._row(form, row) for row in rows]
+
     def scalars(self, conn: Connection, params: Mapping[str, Any] | None = None) -> list[Any]:
         return [row[0] for row in self.all(conn, params)]
 

@@ -18,6 +18,7 @@ from restitution.adapters.db.codec import (
     order_from_row,
     order_to_row,
 )
+from restitution.adapters.db.engine import Database
 from restitution.adapters.db.prepared import Prepared
 from restitution.domain.cases import Case, Event
 from restitution.domain.errors import Conflict
@@ -60,10 +61,21 @@ _CASE_LINES = Prepared(
 _CASE_OFFERS = Prepared(
     select(t.offers).where(t.offers.c.case_id == _CASE_ID).order_by(t.offers.c.position)
 )
-_CASES_ON_ORDER_LINES = Prepared(
-    select(t.case_lines.c.line_id, t.case_lines.c.granted_amount, t.case_lines.c.is_open).where(
-        t.case_lines.c.order_id == bindparam("order_id")
+# An order with what its cases claim, in one statement (one snapshot, no transaction needed):
+# one row per case line on the order (none: one row of NULLs), and whether a case on it was
+# escalated (a mediator may then see the order).
+_ORDER_WITH_CLAIMS = Prepared(
+    select(
+        t.orders,
+        t.case_lines.c.line_id.label("claim_line_id"),
+        t.case_lines.c.granted_amount.label("claim_granted"),
+        t.case_lines.c.is_open.label("claim_open"),
+        exists()
+        .where(t.cases.c.order_id == t.orders.c.order_id, t.cases.c.escalated_at.is_not(None))
+        .label("escalated"),
     )
+    .select_from(t.orders.outerjoin(t.case_lines, t.case_lines.c.order_id == t.orders.c.order_id))
+    .where(t.orders.c.order_id == bindparam("order_id"))
 )
 _INSERT_CASE = Prepared(insert(t.cases), columns=_columns(t.cases))
 _INSERT_CASE_LINE = Prepared(insert(t.case_lines), columns=_columns(t.case_lines))
@@ -152,6 +164,35 @@ _SET_REFUND_STATUS = Prepared(
     update(t.refunds).where(t.refunds.c.id == bindparam("refund_id")),
     columns=["status", "updated_at"],
 )
+
+
+@dataclass(frozen=True)
+class OrderClaims:
+    """An order as its cases left it: per line, what they granted or refunded (the cap's
+    used part) and the lines with a case still open; and whether one was escalated."""
+
+    order: Order
+    granted: dict[str, int]
+    open_lines: set[str]
+    escalated: bool
+
+
+async def read_order_with_claims(db: Database, order_id: str) -> OrderClaims | None:
+    """`Repository.order_with_claims`, without blocking the event loop (`Database.read_all`)."""
+    return _order_claims(await db.read_all(_ORDER_WITH_CLAIMS, {"order_id": order_id}))
+
+
+def _order_claims(rows: Sequence[Any]) -> OrderClaims | None:
+    if not rows:
+        return None
+    claims = OrderClaims(order_from_row(rows[0]), {}, set(), bool(rows[0].escalated))
+    for row in rows:
+        if row.claim_line_id is not None:
+            line_id = row.claim_line_id
+            claims.granted[line_id] = claims.granted.get(line_id, 0) + row.claim_granted
+            if row.claim_open:
+                claims.open_lines.add(line_id)
+    return claims
 
 
 @dataclass(frozen=True)
@@ -291,21 +332,10 @@ class Repository:
             if case_id in rows
         ]
 
-    def granted_on_lines(self, order_id: str) -> dict[str, int]:
-        """Per line, what earlier cases granted or refunded (the cap's already-used part)."""
-        return self.claims_on_lines(order_id)[0]
-
-    def claims_on_lines(self, order_id: str) -> tuple[dict[str, int], set[str]]:
-        """Per line, what its cases granted or refunded; and the lines with an open case."""
-        granted: dict[str, int] = {}
-        open_lines: set[str] = set()
-        for line_id, amount, is_open in _CASES_ON_ORDER_LINES.all(
-            self.conn, {"order_id": order_id}
-        ):
-            granted[line_id] = granted.get(line_id, 0) + amount
-            if is_open:
-                open_lines.add(line_id)
-        return granted, open_lines
+    def order_with_claims(self, order_id: str) -> OrderClaims | None:
+        """The order, what its cases claim per line, and whether one was escalated, read
+        in one statement (so outside a transaction too: `Database.reading()`)."""
+        return _order_claims(_ORDER_WITH_CLAIMS.all(self.conn, {"order_id": order_id}))
 
     def insert_case(self, case: Case, line_refundables: dict[str, int]) -> None:
         try:

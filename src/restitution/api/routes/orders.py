@@ -108,7 +108,7 @@ async def get_order(order_id: OrderId, app: AppDep, principal: PrincipalDep) -> 
     response_model=dict[str, Any],
 )
 async def eligibility(order_id: OrderId, app: AppDep, principal: PrincipalDep) -> Response:
-    lines = await use_case(app, service.eligibility, app, principal, order_id)
+    lines = await service.eligibility_async(app, principal, order_id)
     return json_response(
         {
             "object": "eligibility",

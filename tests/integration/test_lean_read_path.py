@@ -1,0 +1,166 @@
+"""The eligibility read: one statement for an order and what its cases claim, run outside a
+transaction (`Database.reading`) and, for the API, on the event loop (`Database.read_all`:
+an async pool on PostgreSQL); pooled PostgreSQL connections are pinged only after idling."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import text
+
+from restitution.adapters.db import engine as engine_module
+from restitution.adapters.db.repository import OrderClaims, Repository, read_order_with_claims
+from restitution.services import orders
+from restitution.services.auth import OPERATOR
+from restitution.services.context import App
+from tests.integration.case_steps import FULL_L1, buyer, escalated_case, ok, open_case, seller
+from tests.integration.conftest import Api
+
+
+def claims_of(app: App, order_id: str) -> OrderClaims | None:
+    with app.db.reading() as conn:
+        return Repository(conn).order_with_claims(order_id)
+
+
+def test_an_order_without_cases_claims_nothing(api: Api) -> None:
+    api.put_order()
+    claims = claims_of(api.app, "o_1")
+    assert claims is not None
+    assert claims.order.order_id == "o_1" and [line.line_id for line in claims.order.lines] == [
+        "l1",
+        "l2",
+    ]
+    assert (claims.granted, claims.open_lines, claims.escalated) == ({}, set(), False)
+    assert claims_of(api.app, "o_nope") is None
+
+
+def test_claims_sum_what_every_case_granted_per_line(api: Api) -> None:
+    first = open_case(api)
+    seller(api, first["id"], "accept")  # l1 refunded in full: resolved, the line freed
+    claims = claims_of(api.app, "o_1")
+    assert claims is not None
+    assert claims.granted == {"l1": FULL_L1} and claims.open_lines == set()
+    second = ok(
+        api.open_case(
+            lines=[{"line_id": "l2", "quantity": 1}],
+            request={"kind": "refund", "amount": {"amount": 1375, "currency": "USD"}},
+        ),
+        201,
+    )
+    claims = claims_of(api.app, "o_1")
+    assert claims is not None
+    assert claims.granted == {"l1": FULL_L1, "l2": 0} and claims.open_lines == {"l2"}
+    assert not claims.escalated
+    buyer(api, second["id"], "withdraw")
+    claims = claims_of(api.app, "o_1")
+    assert claims is not None and claims.open_lines == set() and claims.granted["l2"] == 0
+
+
+def test_an_escalated_case_shows_the_order_to_mediators(api: Api) -> None:
+    escalated_case(api)
+    claims = claims_of(api.app, "o_1")
+    assert claims is not None and claims.escalated and claims.open_lines == {"l1"}
+    mediator = api.as_("mediator", "m_1")
+    assert mediator("GET", "/v1/orders/o_1/eligibility").status_code == 200
+
+
+def test_a_mediator_does_not_see_an_order_without_an_escalated_case(api: Api) -> None:
+    open_case(api)
+    mediator = api.as_("mediator", "m_1")
+    response = mediator("GET", "/v1/orders/o_1/eligibility")
+    assert response.status_code == 404 and response.json()["error"]["code"] == "resource_missing"
+
+
+def test_the_async_read_answers_what_the_transactional_read_answers(api: Api) -> None:
+    """`api` runs the server's lifespan: on PostgreSQL the async pool is open on its loop."""
+    escalated_case(api)
+    via_api = ok(api.client.get("/v1/orders/o_1/eligibility", headers=api.auth()))
+    with api.app.db.transaction(write=False) as conn:
+        in_transaction = Repository(conn).order_with_claims("o_1")
+    assert claims_of(api.app, "o_1") == in_transaction
+    expected = orders.eligibility(api.app, OPERATOR, "o_1")
+    assert [line["line_id"] for line in via_api["lines"]] == [line for line, _ in expected]
+    assert via_api["lines"][0]["reasons"] == [verdict.to_dict() for verdict in expected[0][1]]
+
+
+def test_read_all_outside_the_servers_loop_falls_back_to_a_blocking_read(api: Api) -> None:
+    """A loop other than the one that opened the pool (or none open) still reads."""
+    api.put_order()
+    found = asyncio.run(read_order_with_claims(api.app.db, "o_1"))
+    assert found is not None and found.order.order_id == "o_1"
+    assert asyncio.run(read_order_with_claims(api.app.db, "o_nope")) is None
+
+
+def test_reading_on_sqlite_opens_no_transaction(api: Api) -> None:
+    if not api.app.db.is_sqlite:
+        pytest.skip("SQLite's kept reader")
+    api.put_order()
+    with api.app.db.reading() as conn:
+        Repository(conn).order_with_claims("o_1")
+        assert not conn.in_transaction()
+        assert conn.connection.driver_connection.in_transaction is False  # type: ignore[union-attr]
+
+
+def _terminate_other_backends(app: App) -> int:
+    """Kill every session of the app on the test database (a server restart, as pooled
+    connections see it), from a connection of the test's own; returns how many."""
+    url = app.db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+@pytest.mark.postgres
+def test_the_async_pool_reads_again_after_its_connection_died(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if api.app.db.is_sqlite:
+        pytest.skip("PostgreSQL's async pool")
+    api.put_order()
+    assert ok(api.client.get("/v1/orders/o_1/eligibility", headers=api.auth()))["lines"]
+    assert _terminate_other_backends(api.app) >= 1
+    # Idle pooled connections are dead now: pinged (idle long enough) or retried, never a 500.
+    monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_SECONDS", 0.0)
+    for _ in range(3):
+        response = api.client.get("/v1/orders/o_1/eligibility", headers=api.auth())
+        assert response.status_code == 200, response.text
+    api.put_order(buyer_country="FR")  # a write on a fresh pooled connection, too
+
+
+@pytest.mark.postgres
+def test_a_pooled_connection_idle_past_the_limit_is_pinged_and_replaced(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if app.db.is_sqlite:
+        pytest.skip("PostgreSQL's pool")
+    with app.db.transaction() as conn:
+        conn.execute(text("SELECT 1"))
+    assert _terminate_other_backends(app) >= 1
+    pings: list[Any] = []
+    real_ping = app.db.engine.dialect.do_ping
+    monkeypatch.setattr(app.db.engine.dialect, "do_ping", lambda c: pings.append(c) or real_ping(c))
+    monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_SECONDS", 0.0)
+    with app.db.transaction() as conn:  # the dead one is pinged, dropped, and replaced
+        assert conn.execute(text("SELECT 1")).scalar() == 1
+    assert len(pings) == 1 and pings[0].closed  # the dead one; its replacement is new
+
+
+@pytest.mark.postgres
+def test_a_connection_in_use_moments_ago_is_not_pinged(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if app.db.is_sqlite:
+        pytest.skip("PostgreSQL's pool")
+    pings: list[Any] = []
+    monkeypatch.setattr(app.db.engine.dialect, "do_ping", lambda c: pings.append(c) or True)
+    monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_SECONDS", 3600.0)
+    for _ in range(3):
+        with app.db.transaction() as conn:
+            conn.execute(text("SELECT 1"))
+    assert pings == []
