@@ -331,6 +331,13 @@ outbox = Table(
     _ts("delivered_at"),
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     _ts("next_attempt_at"),
+    # The rows still to dispatch, in the dispatcher's order (0005).
+    Index(
+        "ix_outbox_pending",
+        "id",
+        postgresql_where=text("delivered_at IS NULL"),
+        sqlite_where=text("delivered_at IS NULL"),
+    ),
 )
 
 # --------------------------------------------------------------------------- messages out (0002)
