@@ -120,11 +120,14 @@ class Prepared:
         cursor.close()
         return count
 
-    def run_many(self, conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
+    def run_many(self, conn: Connection, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Execute once per row (executemany); the number of rows changed in all."""
         form = self._form(conn.dialect)
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         cursor.executemany(form.sql, [self._bound(form, row) for row in rows])
+        count: int = cursor.rowcount
         cursor.close()
+        return count
 
     def all(self, conn: Connection, params: Mapping[str, Any] | None = None) -> list[Any]:
         cursor, form = self._cursor(conn, params or {})
