@@ -3,14 +3,15 @@
 A deadline fires through the same transition a person would take, as actor `system`,
 at the moment it fell due. Firing is idempotent: the row is marked fired in the same
 transaction, and on PostgreSQL concurrent sweepers skip rows another one holds; so several
-threads of one worker fire side by side, each waiting on its own round trips.
+threads of one worker fire side by side.
 
 One transaction takes a batch of due deadlines, reads their cases (and orders) with a few
-set-based queries, applies the domain to each case in turn, and writes all their changes
-with one executemany per statement: each case's state, events, outbox rows, refund and
-deadline rows commit together. When a batch fails (a case changed meanwhile, a case that
-cannot be fired), it is rolled back and its deadlines are fired one by one, each in its
-own transaction, so one bad case never holds back the others; it is tried again later.
+set-based queries, applies the domain to each case in turn, and sends all their writes at
+the end, a statement or two per table (`Repository.batched_writes`): each case's state,
+events, outbox rows, refund and deadline rows commit together. When a batch fails (a case
+changed meanwhile, a case that cannot be fired), it is rolled back and its deadlines are
+fired one by one, each in its own transaction, so one bad case never holds back the
+others; a deadline that fails alone stays due and is tried again on the next tick.
 """
 
 from __future__ import annotations

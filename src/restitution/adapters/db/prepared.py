@@ -9,14 +9,19 @@ JSON, booleans). They run inside the caller's transaction, on its connection.
 
 A prepared statement names all its parameters with `bindparam` (or, for an INSERT, its
 `columns`); it has no expanding `IN` lists. Anything else goes through `Connection.execute`.
+An INSERT of many rows is sent as a few statements of many rows each (multi-row VALUES):
+one round trip, and one statement for the server to run, per `ROWS_PER_INSERT` rows.
 """
 
 from __future__ import annotations
 
+import re
 from collections import namedtuple
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
+
+import psycopg
 
 from sqlalchemy import Connection, Insert
 from sqlalchemy.engine.interfaces import Dialect
@@ -25,6 +30,49 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import UpdateBase
 
 Processor = Callable[[Any], Any] | None
+ROWS_PER_INSERT = 500
+_NAMED = re.compile(r"%\((\w+)\)s")  # a pyformat parameter, `%(name)s`
+
+
+@dataclass(frozen=True)
+class _ManyRows:
+    """An INSERT as many rows at once: the SQL up to VALUES, one row's group of parameters
+    (a format string taking their numbers), and where each of them is in the statement's
+    own parameter order. On PostgreSQL the parameters are its own numbered ones ($1, $2...),
+    sent as they are (psycopg's RawCursor): psycopg parses and caches only short statements."""
+
+    head: str
+    group: str
+    order: tuple[int, ...]
+    numbered: bool
+    _sql: dict[int, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, sql: str, names: tuple[str, ...], positional: bool) -> _ManyRows:
+        head, group = sql.split(" VALUES ", 1)
+        group = group.replace("{", "{{").replace("}", "}}")
+        if positional:  # qmark: each `?` in `names` order
+            return cls(head, group.replace("?", "?{}"), tuple(range(len(names))), False)
+        in_group = tuple(_NAMED.findall(group))
+        numbered = _NAMED.sub("${}", group).replace("%%", "%")
+        return cls(head, numbered, tuple(map(names.index, in_group)), True)
+
+    def sql(self, rows: int) -> str:
+        sql = self._sql.get(rows)
+        if sql is None:
+            width = len(self.order)
+            if self.numbered:
+                groups = [
+                    self.group.format(*range(r * width + 1, (r + 1) * width + 1))
+                    for r in range(rows)
+                ]
+            else:
+                groups = [self.group.format(*[""] * width)] * rows
+            sql = self._sql[rows] = f"{self.head} VALUES {', '.join(groups)}"
+        return sql
+
+    def cursor(self, driver: Any) -> Any:
+        return psycopg.RawCursor(driver) if self.numbered else driver.cursor()
 
 
 @dataclass(frozen=True)
@@ -38,6 +86,7 @@ class _Form:
     binds: Mapping[str, Processor]
     row: Any  # a namedtuple class for a SELECT's rows, else None
     results: tuple[Processor, ...]
+    many: _ManyRows | None  # for an INSERT
 
 
 class Prepared:
@@ -88,6 +137,9 @@ class Prepared:
                 column.type.dialect_impl(dialect).result_processor(dialect, None)
                 for column in selected
             )
+        many = None
+        if isinstance(self.statement, Insert):
+            many = _ManyRows.of(compiled.string, names, bool(compiled.positiontup))
         return _Form(
             compiled.string,
             names,
@@ -96,15 +148,22 @@ class Prepared:
             binds,
             row,
             results,
+            many,
         )
 
     @staticmethod
-    def _bound(form: _Form, params: Mapping[str, Any]) -> Any:
+    def _values(form: _Form, params: Mapping[str, Any]) -> list[Any]:
+        """The parameters' values as the driver takes them, in `form.names` order."""
         values = []
         for name in form.names:
             value = params[name] if name in params else form.defaults[name]
             process = form.binds[name]
             values.append(value if process is None or value is None else process(value))
+        return values
+
+    @classmethod
+    def _bound(cls, form: _Form, params: Mapping[str, Any]) -> Any:
+        values = cls._values(form, params)
         return values if form.positional else dict(zip(form.names, values, strict=True))
 
     def _cursor(self, conn: Connection, params: Mapping[str, Any]) -> tuple[Any, _Form]:
@@ -120,12 +179,27 @@ class Prepared:
         cursor.close()
         return count
 
-    def run_many(self, conn: Connection, rows: Iterable[Mapping[str, Any]]) -> int:
-        """Execute once per row (executemany); the number of rows changed in all."""
+    def run_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Execute for each row (an INSERT: many rows per statement; else executemany);
+        the number of rows changed in all."""
         form = self._form(conn.dialect)
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        cursor.executemany(form.sql, [self._bound(form, row) for row in rows])
-        count: int = cursor.rowcount
+        driver = conn.connection.driver_connection
+        if form.many is None:
+            cursor = driver.cursor()  # type: ignore[union-attr]
+            cursor.executemany(form.sql, [self._bound(form, row) for row in rows])
+            count: int = cursor.rowcount
+            cursor.close()
+            return count
+        cursor = form.many.cursor(driver)
+        count = 0
+        for start in range(0, len(rows), ROWS_PER_INSERT):
+            chunk = rows[start : start + ROWS_PER_INSERT]
+            params = []
+            for row in chunk:
+                values = self._values(form, row)
+                params += [values[at] for at in form.many.order]
+            cursor.execute(form.many.sql(len(chunk)), params)
+            count += cursor.rowcount
         cursor.close()
         return count
 

@@ -200,10 +200,11 @@ class Repository:
     @contextmanager
     def batched_writes(self) -> Iterator[None]:
         """Collect what the actions recorded inside write, and send it when they are done:
-        each statement's rows at once (executemany; psycopg pipelines them), statements in
-        the order one action writes them (`_BATCH_ORDER`). Each case may change once. The
-        optimistic check holds for the batch as a whole: when any case changed since it was
-        read, Conflict, and the caller's transaction is rolled back."""
+        each statement's rows at once (`Prepared.run_many`), statements in the order one
+        action writes them (`_BATCH_ORDER`). Each case may change once, and only cases read
+        for writing (their last events known). The optimistic check holds for the batch as
+        a whole: when any case changed since it was read, Conflict, and the caller's
+        transaction is rolled back."""
         batch = self._batch = {statement: [] for statement in _BATCH_ORDER}
         try:
             yield
@@ -212,6 +213,12 @@ class Repository:
         updates = batch[_UPDATE_CASE]
         if len({row["_case_id"] for row in updates}) != len(updates):
             raise ValueError("a batch of writes changes each case at most once")
+        if self.is_postgres:
+            # Each row's foreign keys are checked with a plan PostgreSQL keeps per session,
+            # made once; made while `refunds` was small (and left so until an ANALYZE), it
+            # scans the whole table for every refund attempt. Planned for each check, the
+            # lookups stay on the primary keys however fast the tables grow.
+            self.conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
         for statement, rows in batch.items():
             if not rows:
                 continue
