@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-
 from sqlalchemy import Connection, Insert
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.sql import ClauseElement, Select
