@@ -49,24 +49,23 @@ class _ManyRows:
     @classmethod
     def of(cls, sql: str, names: tuple[str, ...], positional: bool) -> _ManyRows:
         head, group = sql.split(" VALUES ", 1)
-        group = group.replace("{", "{{").replace("}", "}}")
-        if positional:  # qmark: each `?` in `names` order
-            return cls(head, group.replace("?", "?{}"), tuple(range(len(names))), False)
-        in_group = tuple(_NAMED.findall(group))
-        numbered = _NAMED.sub("${}", group).replace("%%", "%")
-        return cls(head, numbered, tuple(map(names.index, in_group)), True)
+        if positional:  # qmark: the group's `?` in `names` order, repeated as it is
+            return cls(head, group, tuple(range(len(names))), numbered=False)
+        order = tuple(names.index(name) for name in _NAMED.findall(group))
+        group = group.replace("{", "{{").replace("}", "}}").replace("%%", "%")
+        return cls(head, _NAMED.sub("${}", group), order, numbered=True)
 
     def sql(self, rows: int) -> str:
         sql = self._sql.get(rows)
         if sql is None:
-            width = len(self.order)
             if self.numbered:
+                width = len(self.order)
                 groups = [
                     self.group.format(*range(r * width + 1, (r + 1) * width + 1))
                     for r in range(rows)
                 ]
             else:
-                groups = [self.group.format(*[""] * width)] * rows
+                groups = [self.group] * rows
             sql = self._sql[rows] = f"{self.head} VALUES {', '.join(groups)}"
         return sql
 
