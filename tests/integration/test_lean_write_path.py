@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import psycopg
 
@@ -63,7 +63,7 @@ def test_a_missing_parameter_is_an_error_not_a_null(api: Api) -> None:
 def test_many_rows_go_in_statements_of_many_rows_and_read_back(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(prepared, "ROWS_PER_INSERT", 7)  # three statements: 7, 7 and 6 rows
+    monkeypatch.setattr(prepared, "ROWS_PER_STATEMENT", 7)  # three statements: 7, 7 and 6 rows
     statement = Prepared(
         insert(t.outbox), columns=["event_id", "type", "payload", "created_at", "next_attempt_at"]
     )
@@ -84,6 +84,23 @@ def test_many_rows_go_in_statements_of_many_rows_and_read_back(
         stored = conn.execute(select(t.outbox).order_by(t.outbox.c.event_id)).all()
     assert [(row.event_id, row.payload, row.created_at) for row in stored] == [
         (row["event_id"], row["payload"], now) for row in rows
+    ]
+
+    change = Prepared(
+        update(t.outbox).where(t.outbox.c.event_id == bindparam("_event_id")),
+        columns=["type", "payload"],
+    )
+    changes = [
+        {"_event_id": f"evt_{n:02d}", "type": "case.resolved", "payload": {"m": n}}
+        for n in (*range(0, 20, 2), 99)  # evt_99 is not there: not counted
+    ]
+    with api.app.db.transaction() as conn:
+        assert change.run_many(conn, changes) == 10
+    with api.app.db.transaction(write=False) as conn:
+        stored = conn.execute(select(t.outbox).order_by(t.outbox.c.event_id)).all()
+    assert [(row.type, row.payload) for row in stored] == [
+        ("case.resolved", {"m": n}) if n % 2 == 0 else ("case.opened", rows[n]["payload"])
+        for n in range(20)
     ]
 
 

@@ -9,8 +9,9 @@ JSON, booleans). They run inside the caller's transaction, on its connection.
 
 A prepared statement names all its parameters with `bindparam` (or, for an INSERT, its
 `columns`); it has no expanding `IN` lists. Anything else goes through `Connection.execute`.
-An INSERT of many rows is sent as a few statements of many rows each (multi-row VALUES):
-one round trip, and one statement for the server to run, per `ROWS_PER_INSERT` rows.
+Many rows of an INSERT (and, on PostgreSQL, of an UPDATE) are sent as a few statements of
+many rows each: one round trip, and one statement for the server to run, per
+`ROWS_PER_STATEMENT` rows.
 """
 
 from __future__ import annotations
@@ -22,38 +23,57 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
-from sqlalchemy import Connection, Insert
+from sqlalchemy import Connection, Insert, Update
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.sql import ClauseElement, Select
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import UpdateBase
 
 Processor = Callable[[Any], Any] | None
-ROWS_PER_INSERT = 500
+ROWS_PER_STATEMENT = 500
 _NAMED = re.compile(r"%\((\w+)\)s")  # a pyformat parameter, `%(name)s`
+_MODIFIERS = re.compile(r"\(.*?\)")  # a type's length, precision...
 
 
 @dataclass(frozen=True)
 class _ManyRows:
-    """An INSERT as many rows at once: the SQL up to VALUES, one row's group of parameters
-    (a format string taking their numbers), and where each of them is in the statement's
-    own parameter order. On PostgreSQL the parameters are its own numbered ones ($1, $2...),
-    sent as they are (psycopg's RawCursor): psycopg parses and caches only short statements."""
+    """A statement for many rows at once: `head`, one group of parameters per row (a format
+    string taking their numbers), `tail`; `order` is where each parameter of a group is in
+    the statement's own parameter order. An INSERT takes multi-row VALUES; on PostgreSQL an
+    UPDATE joins a VALUES list (`UPDATE t SET a = v.a FROM (VALUES ...) AS v WHERE ...`).
+    On PostgreSQL the parameters are its own numbered ones ($1, $2...), sent as they are
+    (psycopg's RawCursor): psycopg parses and caches only short statements."""
 
     head: str
     group: str
+    tail: str
     order: tuple[int, ...]
     numbered: bool
     _sql: dict[int, str] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, sql: str, names: tuple[str, ...], positional: bool) -> _ManyRows:
+    def insert(cls, sql: str, names: tuple[str, ...], positional: bool) -> _ManyRows:
         head, group = sql.split(" VALUES ", 1)
         if positional:  # qmark: the group's `?` in `names` order, repeated as it is
-            return cls(head, group, tuple(range(len(names))), numbered=False)
+            return cls(f"{head} VALUES ", group, "", tuple(range(len(names))), numbered=False)
         order = tuple(names.index(name) for name in _NAMED.findall(group))
         group = group.replace("{", "{{").replace("}", "}}").replace("%%", "%")
-        return cls(head, _NAMED.sub("${}", group), order, numbered=True)
+        return cls(f"{head} VALUES ", _NAMED.sub("${}", group), "", order, numbered=True)
+
+    @classmethod
+    def update(cls, sql: str, names: tuple[str, ...], types: Mapping[str, str]) -> _ManyRows:
+        """A pyformat UPDATE whose parameters become the columns of `v`."""
+        used = tuple(dict.fromkeys(_NAMED.findall(sql)))
+        changes, where = _NAMED.sub(lambda name: f'v."{name[1]}"', sql).split(" WHERE ", 1)
+        columns = ", ".join(f'"{name}"' for name in used)
+        group = "({})".format(", ".join(f"${{}}::{types[name]}" for name in used))
+        return cls(
+            f"{changes} FROM (VALUES ",
+            group,
+            f") AS v({columns}) WHERE {where}",
+            tuple(map(names.index, used)),
+            numbered=True,
+        )
 
     def sql(self, rows: int) -> str:
         sql = self._sql.get(rows)
@@ -66,7 +86,7 @@ class _ManyRows:
                 ]
             else:
                 groups = [self.group] * rows
-            sql = self._sql[rows] = f"{self.head} VALUES {', '.join(groups)}"
+            sql = self._sql[rows] = f"{self.head}{', '.join(groups)}{self.tail}"
         return sql
 
     def cursor(self, driver: Any) -> Any:
@@ -137,7 +157,15 @@ class Prepared:
             )
         many = None
         if isinstance(self.statement, Insert):
-            many = _ManyRows.of(compiled.string, names, bool(compiled.positiontup))
+            many = _ManyRows.insert(compiled.string, names, bool(compiled.positiontup))
+        elif isinstance(self.statement, Update) and not selected and not compiled.positiontup:
+            compile_type = dialect.type_compiler_instance.process
+            # Without a length: a cast to VARCHAR(n) would cut a longer value silently.
+            types = {
+                name: _MODIFIERS.sub("", compile_type(by_name[name].type.dialect_impl(dialect)))
+                for name in names
+            }
+            many = _ManyRows.update(compiled.string, names, types)
         return _Form(
             compiled.string,
             names,
@@ -178,8 +206,8 @@ class Prepared:
         return count
 
     def run_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
-        """Execute for each row (an INSERT: many rows per statement; else executemany);
-        the number of rows changed in all."""
+        """Execute for each row (many rows per statement where `_ManyRows` can, else
+        executemany); the number of rows changed in all."""
         form = self._form(conn.dialect)
         driver = conn.connection.driver_connection
         if form.many is None:
@@ -190,8 +218,8 @@ class Prepared:
             return count
         cursor = form.many.cursor(driver)
         count = 0
-        for start in range(0, len(rows), ROWS_PER_INSERT):
-            chunk = rows[start : start + ROWS_PER_INSERT]
+        for start in range(0, len(rows), ROWS_PER_STATEMENT):
+            chunk = rows[start : start + ROWS_PER_STATEMENT]
             params = []
             for row in chunk:
                 values = self._values(form, row)
