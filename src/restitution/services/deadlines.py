@@ -91,7 +91,8 @@ def _fire_rows(app: App, repo: Repository, rows: list[Any]) -> list[Case]:
             case = cases.get(row.case_id)
             after = _fire(app, repo, row, case)
             if after is not None:
-                # A second row of the same case meets the case as this one left it.
+                # A second row of the same case meets the case as this one left it: stale,
+                # or (two changes of one case) the batch falls back to one by one.
                 cases[row.case_id] = moved[row.case_id] = after
     return list(moved.values())
 
