@@ -34,6 +34,6 @@ class Settings(BaseSettings):
     email_max_attempts: int = 10
     refund_max_attempts: int = 5  # gateway attempts before a refund is failed for mediators
     worker_interval_seconds: float = 5.0
-    # Deadlines a worker fires at once, each in its own transaction (PostgreSQL only: on
-    # SQLite writes take turns anyway). Each waits mostly on round trips to the server.
+    # Batches of deadlines a worker fires at once, each batch in its own transaction
+    # (PostgreSQL only: on SQLite writes take turns anyway).
     worker_threads: int = Field(default=4, ge=1)

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import psycopg
 
+from restitution.adapters.db import prepared
 from restitution.adapters.db import tables as t
 from restitution.adapters.db.codec import case_from_rows, order_from_row
 from restitution.adapters.db.prepared import Prepared
@@ -57,6 +58,50 @@ def test_a_missing_parameter_is_an_error_not_a_null(api: Api) -> None:
         statement.run(conn, {"event_id": "evt_x", "type": "case.opened", "payload": {}})
     with api.app.db.transaction(write=False) as conn:
         assert conn.execute(select(func.count()).select_from(t.outbox)).scalar() == 0
+
+
+def test_many_rows_go_in_statements_of_many_rows_and_read_back(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(prepared, "ROWS_PER_STATEMENT", 7)  # three statements: 7, 7 and 6 rows
+    statement = Prepared(
+        insert(t.outbox), columns=["event_id", "type", "payload", "created_at", "next_attempt_at"]
+    )
+    now = api.app.clock.now()
+    rows = [
+        {
+            "event_id": f"evt_{n:02d}",
+            "type": "case.opened",
+            "payload": {"n": n, "text": "50% {off}"},
+            "created_at": now,
+            "next_attempt_at": now,
+        }
+        for n in range(20)
+    ]
+    with api.app.db.transaction() as conn:
+        assert statement.run_many(conn, rows) == 20
+    with api.app.db.transaction(write=False) as conn:
+        stored = conn.execute(select(t.outbox).order_by(t.outbox.c.event_id)).all()
+    assert [(row.event_id, row.payload, row.created_at) for row in stored] == [
+        (row["event_id"], row["payload"], now) for row in rows
+    ]
+
+    change = Prepared(
+        update(t.outbox).where(t.outbox.c.event_id == bindparam("_event_id")),
+        columns=["type", "payload"],
+    )
+    changes = [
+        {"_event_id": f"evt_{n:02d}", "type": "case.resolved", "payload": {"m": n}}
+        for n in (*range(0, 20, 2), 99)  # evt_99 is not there: not counted
+    ]
+    with api.app.db.transaction() as conn:
+        assert change.run_many(conn, changes) == 10
+    with api.app.db.transaction(write=False) as conn:
+        stored = conn.execute(select(t.outbox).order_by(t.outbox.c.event_id)).all()
+    assert [(row.type, row.payload) for row in stored] == [
+        ("case.resolved", {"m": n}) if n % 2 == 0 else ("case.opened", rows[n]["payload"])
+        for n in range(20)
+    ]
 
 
 def test_prepared_limits_and_literals_are_bound() -> None:

@@ -1,20 +1,37 @@
-"""The clock's hand: fire every deadline that has fallen due, each in its own transaction.
+"""The clock's hand: fire every deadline that has fallen due, in batches.
 
 A deadline fires through the same transition a person would take, as actor `system`,
 at the moment it fell due. Firing is idempotent: the row is marked fired in the same
 transaction, and on PostgreSQL concurrent sweepers skip rows another one holds; so several
-threads of one worker fire side by side, each waiting on its own round trips.
+threads of one worker fire side by side.
+
+One transaction takes a batch of due deadlines, reads their cases (and orders) with a few
+set-based queries, applies the domain to each case in turn, and sends all their writes at
+the end, a statement or two per table (`Repository.batched_writes`): each case's state,
+events, outbox rows, refund and deadline rows commit together. When a batch fails (a case
+changed meanwhile, a case that cannot be fired), it is rolled back and its deadlines are
+fired one by one, each in its own transaction, so one bad case never holds back the
+others; a deadline that fails alone stays due and is tried again on the next tick.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from typing import Any
+
+import structlog
 
 from restitution.adapters.db.repository import Repository
 from restitution.domain.cases import SYSTEM, Case, apply, deadline_command
 from restitution.services import refunds
 from restitution.services.context import App
+
+log = structlog.get_logger()
+
+# Deadlines per transaction; SQLite's single write lock is held for a short batch only.
+BATCH = 200
+SQLITE_BATCH = 50
 
 
 def fire_due(
@@ -31,33 +48,88 @@ def fire_due(
 
 
 def _fire_in_turn(app: App, now: datetime, limit: int) -> int:
+    size = SQLITE_BATCH if app.db.is_sqlite else BATCH
     fired = 0
     while fired < limit:
-        moved = _fire_next(app, now)
-        if moved is None:
-            break
-        fired += 1
-        if isinstance(moved, Case):
-            refunds.execute_if_automatic(app, moved)
+        taken, moved, complete = _fire_batch(app, now, min(size, limit - fired))
+        fired += taken
+        for case in moved:
+            refunds.execute_if_automatic(app, case)
+        # Firing may set deadlines already due (a long clock jump): ask again until none is.
+        if not taken or not complete:
+            break  # nothing is due, or a deadline failed: it is tried again next time
     return fired
 
 
-def _fire_next(app: App, now: datetime) -> Case | str | None:
-    """Fire one due deadline: the case as it is now, or its id for a stale row; None when
-    nothing is due."""
-    with app.db.transaction() as conn:
-        repo = Repository(conn)
-        row = repo.take_due_deadline(now)
-        if row is None:
-            return None
-        case_id: str = row.case_id
-        case = repo.get_case(row.case_id, for_write=True)
-        if case is None or case.deadline is None or case.deadline.kind != row.kind:
-            return case_id  # a stale row: the case moved on; nothing to do
-        command = deadline_command(case)
-        if command is None:
-            return case_id
-        # Fire as of the moment it fell due, so a long jump of the clock replays faithfully.
-        ctx = app.context(max(row.due_at, case.updated_at))
-        result = apply(case, command, SYSTEM, ctx)
-        return refunds.record_settling(app, repo, case, result).case
+def _fire_batch(app: App, now: datetime, size: int) -> tuple[int, list[Case], bool]:
+    """Fire up to `size` due deadlines in one transaction: how many were taken, the cases
+    they moved, and whether every one of them fired (or was stale)."""
+    rows: list[Any] = []
+    try:
+        with app.db.transaction() as conn:
+            repo = Repository(conn)
+            rows = repo.take_due_deadlines(now, size)
+            moved = _fire_rows(app, repo, rows)
+    except Exception as exc:
+        if not rows:
+            raise  # nothing was taken: no deadline to blame
+        log.warning("deadline_batch_failed", deadlines=len(rows), error=repr(exc))
+        return _fire_one_by_one(app, now, rows)
+    return len(rows), moved, True
+
+
+def _fire_rows(app: App, repo: Repository, rows: list[Any]) -> list[Case]:
+    """Fire each row's deadline on its case, in the order they fell due; all writes are
+    sent at the end, together. The cases they moved, as they are now."""
+    cases = {
+        case.id: case for case in repo.get_cases([row.case_id for row in rows], for_write=True)
+    }
+    repo.load_orders({case.order_id for case in cases.values()})
+    moved: dict[str, Case] = {}
+    with repo.batched_writes():
+        for row in rows:
+            case = cases.get(row.case_id)
+            after = _fire(app, repo, row, case)
+            if after is not None:
+                # A second row of the same case meets the case as this one left it: stale,
+                # or (two changes of one case) the batch falls back to one by one.
+                cases[row.case_id] = moved[row.case_id] = after
+    return list(moved.values())
+
+
+def _fire_one_by_one(app: App, now: datetime, rows: list[Any]) -> tuple[int, list[Case], bool]:
+    """Fire these deadlines (of a failed batch) each in its own transaction, unless another
+    sweeper fired them meanwhile. A deadline that fails again is logged and left due."""
+    taken = 0
+    moved: list[Case] = []
+    complete = True
+    for row in rows:
+        try:
+            with app.db.transaction() as conn:
+                repo = Repository(conn)
+                again = repo.take_deadline(row.id, now)
+                if again is None:
+                    continue
+                after = _fire(app, repo, again, repo.get_case(again.case_id, for_write=True))
+        except Exception:
+            log.exception("deadline_failed", deadline_id=row.id, case_id=row.case_id)
+            complete = False
+            continue
+        taken += 1
+        if after is not None:
+            moved.append(after)
+    return taken, moved, complete
+
+
+def _fire(app: App, repo: Repository, row: Any, case: Case | None) -> Case | None:
+    """Fire the deadline `row` on `case` (read for writing): the case as it is now, or None
+    for a stale row (the case moved on: nothing to do)."""
+    if case is None or case.deadline is None or case.deadline.kind != row.kind:
+        return None
+    command = deadline_command(case)
+    if command is None:
+        return None
+    # Fire as of the moment it fell due, so a long jump of the clock replays faithfully.
+    ctx = app.context(max(row.due_at, case.updated_at))
+    result = apply(case, command, SYSTEM, ctx)
+    return refunds.record_settling(app, repo, case, result).case

@@ -21,7 +21,8 @@ from restitution.services.context import App
 from restitution.services.deadlines import fire_due
 
 log = structlog.get_logger()
-DEADLINES_PER_TICK = 200
+# Per tick: a batch of `deadlines.BATCH` for each of the default 4 threads.
+DEADLINES_PER_TICK = 800
 
 
 @dataclass(frozen=True)

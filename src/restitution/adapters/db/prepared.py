@@ -9,22 +9,88 @@ JSON, booleans). They run inside the caller's transaction, on its connection.
 
 A prepared statement names all its parameters with `bindparam` (or, for an INSERT, its
 `columns`); it has no expanding `IN` lists. Anything else goes through `Connection.execute`.
+Many rows of an INSERT (and, on PostgreSQL, of an UPDATE) are sent as a few statements of
+many rows each: one round trip, and one statement for the server to run, per
+`ROWS_PER_STATEMENT` rows.
 """
 
 from __future__ import annotations
 
+import re
 from collections import namedtuple
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Insert
+import psycopg
+from sqlalchemy import Connection, Insert, Update
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.sql import ClauseElement, Select
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import UpdateBase
 
 Processor = Callable[[Any], Any] | None
+ROWS_PER_STATEMENT = 500
+_NAMED = re.compile(r"%\((\w+)\)s")  # a pyformat parameter, `%(name)s`
+_MODIFIERS = re.compile(r"\(.*?\)")  # a type's length, precision...
+
+
+@dataclass(frozen=True)
+class _ManyRows:
+    """A statement for many rows at once: `head`, one group of parameters per row (a format
+    string taking their numbers), `tail`; `order` is where each parameter of a group is in
+    the statement's own parameter order. An INSERT takes multi-row VALUES; on PostgreSQL an
+    UPDATE joins a VALUES list (`UPDATE t SET a = v.a FROM (VALUES ...) AS v WHERE ...`).
+    On PostgreSQL the parameters are its own numbered ones ($1, $2...), sent as they are
+    (psycopg's RawCursor): psycopg parses and caches only short statements."""
+
+    head: str
+    group: str
+    tail: str
+    order: tuple[int, ...]
+    numbered: bool
+    _sql: dict[int, str] = field(default_factory=dict)
+
+    @classmethod
+    def insert(cls, sql: str, names: tuple[str, ...], positional: bool) -> _ManyRows:
+        head, group = sql.split(" VALUES ", 1)
+        if positional:  # qmark: the group's `?` in `names` order, repeated as it is
+            return cls(f"{head} VALUES ", group, "", tuple(range(len(names))), numbered=False)
+        order = tuple(names.index(name) for name in _NAMED.findall(group))
+        group = group.replace("{", "{{").replace("}", "}}").replace("%%", "%")
+        return cls(f"{head} VALUES ", _NAMED.sub("${}", group), "", order, numbered=True)
+
+    @classmethod
+    def update(cls, sql: str, names: tuple[str, ...], types: Mapping[str, str]) -> _ManyRows:
+        """A pyformat UPDATE whose parameters become the columns of `v`."""
+        used = tuple(dict.fromkeys(_NAMED.findall(sql)))
+        changes, where = _NAMED.sub(lambda name: f'v."{name[1]}"', sql).split(" WHERE ", 1)
+        columns = ", ".join(f'"{name}"' for name in used)
+        group = "({})".format(", ".join(f"${{}}::{types[name]}" for name in used))
+        return cls(
+            f"{changes} FROM (VALUES ",
+            group,
+            f") AS v({columns}) WHERE {where}",
+            tuple(map(names.index, used)),
+            numbered=True,
+        )
+
+    def sql(self, rows: int) -> str:
+        sql = self._sql.get(rows)
+        if sql is None:
+            if self.numbered:
+                width = len(self.order)
+                groups = [
+                    self.group.format(*range(r * width + 1, (r + 1) * width + 1))
+                    for r in range(rows)
+                ]
+            else:
+                groups = [self.group] * rows
+            sql = self._sql[rows] = f"{self.head}{', '.join(groups)}{self.tail}"
+        return sql
+
+    def cursor(self, driver: Any) -> Any:
+        return psycopg.RawCursor(driver) if self.numbered else driver.cursor()
 
 
 @dataclass(frozen=True)
@@ -38,6 +104,7 @@ class _Form:
     binds: Mapping[str, Processor]
     row: Any  # a namedtuple class for a SELECT's rows, else None
     results: tuple[Processor, ...]
+    many: _ManyRows | None  # for an INSERT
 
 
 class Prepared:
@@ -88,6 +155,17 @@ class Prepared:
                 column.type.dialect_impl(dialect).result_processor(dialect, None)
                 for column in selected
             )
+        many = None
+        if isinstance(self.statement, Insert):
+            many = _ManyRows.insert(compiled.string, names, bool(compiled.positiontup))
+        elif isinstance(self.statement, Update) and not selected and not compiled.positiontup:
+            compile_type = dialect.type_compiler_instance.process
+            # Without a length: a cast to VARCHAR(n) would cut a longer value silently.
+            types = {
+                name: _MODIFIERS.sub("", compile_type(by_name[name].type.dialect_impl(dialect)))
+                for name in names
+            }
+            many = _ManyRows.update(compiled.string, names, types)
         return _Form(
             compiled.string,
             names,
@@ -96,15 +174,22 @@ class Prepared:
             binds,
             row,
             results,
+            many,
         )
 
     @staticmethod
-    def _bound(form: _Form, params: Mapping[str, Any]) -> Any:
+    def _values(form: _Form, params: Mapping[str, Any]) -> list[Any]:
+        """The parameters' values as the driver takes them, in `form.names` order."""
         values = []
         for name in form.names:
             value = params[name] if name in params else form.defaults[name]
             process = form.binds[name]
             values.append(value if process is None or value is None else process(value))
+        return values
+
+    @classmethod
+    def _bound(cls, form: _Form, params: Mapping[str, Any]) -> Any:
+        values = cls._values(form, params)
         return values if form.positional else dict(zip(form.names, values, strict=True))
 
     def _cursor(self, conn: Connection, params: Mapping[str, Any]) -> tuple[Any, _Form]:
@@ -120,11 +205,29 @@ class Prepared:
         cursor.close()
         return count
 
-    def run_many(self, conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
+    def run_many(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Execute for each row (many rows per statement where `_ManyRows` can, else
+        executemany); the number of rows changed in all."""
         form = self._form(conn.dialect)
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        cursor.executemany(form.sql, [self._bound(form, row) for row in rows])
+        driver = conn.connection.driver_connection
+        if form.many is None:
+            cursor = driver.cursor()  # type: ignore[union-attr]
+            cursor.executemany(form.sql, [self._bound(form, row) for row in rows])
+            count: int = cursor.rowcount
+            cursor.close()
+            return count
+        cursor = form.many.cursor(driver)
+        count = 0
+        for start in range(0, len(rows), ROWS_PER_STATEMENT):
+            chunk = rows[start : start + ROWS_PER_STATEMENT]
+            params = []
+            for row in chunk:
+                values = self._values(form, row)
+                params += [values[at] for at in form.many.order]
+            cursor.execute(form.many.sql(len(chunk)), params)
+            count += cursor.rowcount
         cursor.close()
+        return count
 
     def all(self, conn: Connection, params: Mapping[str, Any] | None = None) -> list[Any]:
         cursor, form = self._cursor(conn, params or {})

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -48,13 +49,12 @@ _CASE_ID: Any = bindparam("case_id")
 _GET_ORDER = Prepared(select(t.orders).where(t.orders.c.order_id == bindparam("order_id")))
 _GET_CASE = Prepared(select(t.cases).where(t.cases.c.id == _CASE_ID))
 # The case with its last event's seq and hash, in one statement, for a case about to change.
-_GET_CASE_FOR_WRITE = Prepared(
-    select(
-        t.cases,
-        _last_event(t.events.c.seq).label("last_event_seq"),
-        _last_event(t.events.c.hash).label("last_event_hash"),
-    ).where(t.cases.c.id == _CASE_ID)
+_CASES_FOR_WRITE = select(
+    t.cases,
+    _last_event(t.events.c.seq).label("last_event_seq"),
+    _last_event(t.events.c.hash).label("last_event_hash"),
 )
+_GET_CASE_FOR_WRITE = Prepared(_CASES_FOR_WRITE.where(t.cases.c.id == _CASE_ID))
 _CASE_LINES = Prepared(
     select(t.case_lines).where(t.case_lines.c.case_id == _CASE_ID).order_by(t.case_lines.c.position)
 )
@@ -106,32 +106,31 @@ _CLEAR_DEADLINES = Prepared(
 _INSERT_DEADLINE = Prepared(
     insert(t.deadlines), columns=["case_id", "kind", "action", "party", "auto", "due_at"]
 )
-_next_due = (
-    select(t.deadlines.c.id)
-    .where(
-        t.deadlines.c.fired_at.is_(None),
-        t.deadlines.c.cleared_at.is_(None),
-        t.deadlines.c.auto.is_(True),
-        t.deadlines.c.due_at <= bindparam("now"),
-    )
-    .order_by(t.deadlines.c.due_at, t.deadlines.c.id)
-    .limit(1)
+_pending_due = select(t.deadlines.c.id).where(
+    t.deadlines.c.fired_at.is_(None),
+    t.deadlines.c.cleared_at.is_(None),
+    t.deadlines.c.auto.is_(True),
+    t.deadlines.c.due_at <= bindparam("now"),
 )
+# The sweeper's order; on PostgreSQL concurrent sweepers skip the rows another one holds.
+_next_due = _pending_due.order_by(t.deadlines.c.due_at, t.deadlines.c.id).limit(bindparam("limit"))
 
 
-def _take(next_due: Any) -> Prepared:
-    """Mark the next due deadline fired and return it, in one statement."""
+def _take(due: Any) -> Prepared:
+    """Mark the deadlines `due` selects fired and return them, in one statement."""
     return Prepared(
         update(t.deadlines)
-        .where(t.deadlines.c.id == next_due.scalar_subquery())
+        .where(t.deadlines.c.id.in_(due))
         .values(fired_at=bindparam("now"))
         .returning(*t.deadlines.c)
     )
 
 
-_TAKE_DUE_DEADLINE = _take(_next_due)
-# On PostgreSQL concurrent sweepers skip the rows another one holds.
-_TAKE_DUE_DEADLINE_SKIP_LOCKED = _take(_next_due.with_for_update(skip_locked=True))
+_TAKE_DUE_DEADLINES = _take(_next_due)
+_TAKE_DUE_DEADLINES_SKIP_LOCKED = _take(_next_due.with_for_update(skip_locked=True))
+_one_due = _pending_due.where(t.deadlines.c.id == bindparam("deadline_id"))
+_TAKE_DEADLINE = _take(_one_due)
+_TAKE_DEADLINE_SKIP_LOCKED = _take(_one_due.with_for_update(skip_locked=True))
 _INSERT_EVENT = Prepared(insert(t.events), columns=_columns(t.events))
 _INSERT_OUTBOX = Prepared(
     insert(t.outbox), columns=["event_id", "type", "payload", "created_at", "next_attempt_at"]
@@ -163,6 +162,21 @@ _INSERT_ATTEMPT = Prepared(
 _SET_REFUND_STATUS = Prepared(
     update(t.refunds).where(t.refunds.c.id == bindparam("refund_id")),
     columns=["status", "updated_at"],
+)
+# What recording an action writes, in the order it writes it (keys before the rows that
+# refer to them; a case's deadlines cleared before its new one is inserted): the order in
+# which `batched_writes` sends each statement's rows.
+_BATCH_ORDER = (
+    _UPDATE_CASE,
+    _INSERT_OFFER,
+    _SET_OFFER_STATUS,
+    _SET_LINE_GRANT,
+    _CLEAR_DEADLINES,
+    _INSERT_DEADLINE,
+    _INSERT_EVENT,
+    _INSERT_REFUND,
+    _INSERT_ATTEMPT,
+    _INSERT_OUTBOX,
 )
 
 
@@ -214,15 +228,64 @@ class Repository:
         # after the case is opened), in position order.
         self._tails: dict[str, _Tail] = {}
         self._refundables: dict[str, list[tuple[str, int]]] = {}
+        self._orders: dict[str, Order] = {}  # read ahead by `load_orders`
+        # While `batched_writes` collects: each statement's rows, sent when it ends.
+        self._batch: dict[Prepared, list[dict[str, Any]]] | None = None
+
+    def _write(self, statement: Prepared, params: dict[str, Any]) -> None:
+        if self._batch is None:
+            statement.run(self.conn, params)
+        else:
+            self._batch[statement].append(params)
+
+    @contextmanager
+    def batched_writes(self) -> Iterator[None]:
+        """Collect what the actions recorded inside write, and send it when they are done:
+        each statement's rows at once (`Prepared.run_many`), statements in the order one
+        action writes them (`_BATCH_ORDER`). Each case may change once, and only cases read
+        for writing (their last events known). The optimistic check holds for the batch as
+        a whole: when any case changed since it was read, Conflict, and the caller's
+        transaction is rolled back."""
+        batch = self._batch = {statement: [] for statement in _BATCH_ORDER}
+        try:
+            yield
+        finally:
+            self._batch = None
+        updates = batch[_UPDATE_CASE]
+        if len({row["_case_id"] for row in updates}) != len(updates):
+            raise ValueError("a batch of writes changes each case at most once")
+        if self.is_postgres:
+            # Each row's foreign keys are checked with a plan PostgreSQL keeps per session,
+            # made once; made while `refunds` was small (and left so until an ANALYZE), it
+            # scans the whole table for every refund attempt. Planned for each check, the
+            # lookups stay on the primary keys however fast the tables grow.
+            self.conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+        for statement, rows in batch.items():
+            if not rows:
+                continue
+            changed = statement.run_many(self.conn, rows)
+            if statement is _UPDATE_CASE and changed != len(rows):
+                raise Conflict(
+                    "concurrent_update", "a case changed meanwhile; reload it and try again"
+                )
 
     # ------------------------------------------------------------------ orders
 
     def get_order(self, order_id: str) -> Order | None:
+        order = self._orders.get(order_id)
+        if order is not None:
+            return order
         row = _GET_ORDER.first(self.conn, {"order_id": order_id})
         return order_from_row(row) if row else None
 
+    def load_orders(self, order_ids: Collection[str]) -> None:
+        """Read these orders in one query; `get_order` then answers from memory."""
+        for row in self.conn.execute(select(t.orders).where(t.orders.c.order_id.in_(order_ids))):
+            self._orders[row.order_id] = order_from_row(row)
+
     def save_order(self, order: Order, now: datetime) -> bool:
         """Insert or replace; True when the order is new."""
+        self._orders.pop(order.order_id, None)
         values = order_to_row(order)
         updated = self.conn.execute(
             update(t.orders)
@@ -250,13 +313,17 @@ class Repository:
         if row is None:
             return None
         if for_write:
-            if row.last_event_seq is None:
-                self._tails[case_id] = _Tail(row.version, 0, GENESIS_HASH)
-            else:
-                self._tails[case_id] = _Tail(row.version, row.last_event_seq, row.last_event_hash)
+            self._know_tail(row)
         lines = _CASE_LINES.all(self.conn, key)
         self._refundables[case_id] = [(line.line_id, line.refundable_amount) for line in lines]
         return case_from_rows(row, lines, _CASE_OFFERS.all(self.conn, key))
+
+    def _know_tail(self, row: Any) -> None:
+        """Remember the last event of a case read with `_CASES_FOR_WRITE`."""
+        if row.last_event_seq is None:
+            self._tails[row.id] = _Tail(row.version, 0, GENESIS_HASH)
+        else:
+            self._tails[row.id] = _Tail(row.version, row.last_event_seq, row.last_event_hash)
 
     def list_cases(
         self,
@@ -304,14 +371,13 @@ class Repository:
         )
         return self.get_cases(ids[:limit]), len(ids) > limit
 
-    def get_cases(self, case_ids: Sequence[str]) -> list[Case]:
-        """Several cases in `case_ids` order, in three queries whatever their number."""
+    def get_cases(self, case_ids: Sequence[str], *, for_write: bool = False) -> list[Case]:
+        """Several cases in `case_ids` order, in three queries whatever their number;
+        `for_write` as for `get_case`."""
         if not case_ids:
             return []
-        rows = {
-            row.id: row
-            for row in self.conn.execute(select(t.cases).where(t.cases.c.id.in_(case_ids)))
-        }
+        query = _CASES_FOR_WRITE if for_write else select(t.cases)
+        rows = {row.id: row for row in self.conn.execute(query.where(t.cases.c.id.in_(case_ids)))}
         lines: dict[str, list[Any]] = {case_id: [] for case_id in rows}
         for line in self.conn.execute(
             select(t.case_lines)
@@ -326,6 +392,12 @@ class Repository:
             .order_by(t.offers.c.case_id, t.offers.c.position)
         ):
             offers[offer.case_id].append(offer)
+        if for_write:
+            for case_id, row in rows.items():
+                self._know_tail(row)
+                self._refundables[case_id] = [
+                    (line.line_id, line.refundable_amount) for line in lines[case_id]
+                ]
         return [
             case_from_rows(rows[case_id], lines[case_id], offers[case_id])
             for case_id in case_ids
@@ -369,11 +441,10 @@ class Repository:
 
     def update_case(self, before: Case, after: Case) -> None:
         """Write `after` if nobody changed the case since `before` was read (optimistic lock)."""
-        updated = _UPDATE_CASE.run(
-            self.conn,
-            {**case_to_row(after), "_case_id": before.id, "_read_version": before.version},
-        )
-        if updated != 1:
+        params = {**case_to_row(after), "_case_id": before.id, "_read_version": before.version}
+        if self._batch is not None:
+            self._batch[_UPDATE_CASE].append(params)  # checked when the batch is written
+        elif _UPDATE_CASE.run(self.conn, params) != 1:
             self._tails.pop(before.id, None)
             raise Conflict(
                 "concurrent_update", "the case changed meanwhile; reload it and try again"
@@ -395,9 +466,9 @@ class Repository:
         for position, offer in enumerate(case.offers):
             stored_status = existing.get(offer.id)
             if stored_status is None:
-                _INSERT_OFFER.run(self.conn, offer_to_row(case.id, position, offer))
+                self._write(_INSERT_OFFER, offer_to_row(case.id, position, offer))
             elif stored_status != offer.status:
-                _SET_OFFER_STATUS.run(self.conn, {"offer_id": offer.id, "status": offer.status})
+                self._write(_SET_OFFER_STATUS, {"offer_id": offer.id, "status": offer.status})
 
     def _sync_lines(self, case: Case) -> None:
         """Split the case's grant over its lines by what each may refund; free resolved lines."""
@@ -413,8 +484,8 @@ class Repository:
         total = granted.amount if granted is not None and used else 0
         parts = allocate(total, [refundable for _, refundable in lines])
         for (line_id, _), part in zip(lines, parts, strict=True):
-            _SET_LINE_GRANT.run(
-                self.conn,
+            self._write(
+                _SET_LINE_GRANT,
                 {
                     "case_id": case.id,
                     "_line_id": line_id,
@@ -428,11 +499,11 @@ class Repository:
         if old == after.deadline:
             return
         if old is not None:
-            _CLEAR_DEADLINES.run(self.conn, {"case_id": after.id, "cleared_at": after.updated_at})
+            self._write(_CLEAR_DEADLINES, {"case_id": after.id, "cleared_at": after.updated_at})
         new = after.deadline
         if new is not None:
-            _INSERT_DEADLINE.run(
-                self.conn,
+            self._write(
+                _INSERT_DEADLINE,
                 {
                     "case_id": after.id,
                     "kind": new.kind,
@@ -445,10 +516,17 @@ class Repository:
 
     # ------------------------------------------------------------------ deadlines
 
-    def take_due_deadline(self, now: datetime) -> Any:
-        """The next deadline due by `now` (the earliest), marked fired; None when none is."""
-        query = _TAKE_DUE_DEADLINE_SKIP_LOCKED if self.is_postgres else _TAKE_DUE_DEADLINE
-        return query.first(self.conn, {"now": now})
+    def take_due_deadlines(self, now: datetime, limit: int) -> list[Any]:
+        """Up to `limit` deadlines due by `now`, the earliest, marked fired; in the order
+        they fell due."""
+        query = _TAKE_DUE_DEADLINES_SKIP_LOCKED if self.is_postgres else _TAKE_DUE_DEADLINES
+        taken = query.all(self.conn, {"now": now, "limit": limit})
+        return sorted(taken, key=lambda row: (row.due_at, row.id))
+
+    def take_deadline(self, deadline_id: int, now: datetime) -> Any:
+        """That deadline, marked fired, if it is due and nobody fired it; else None."""
+        query = _TAKE_DEADLINE_SKIP_LOCKED if self.is_postgres else _TAKE_DEADLINE
+        return query.first(self.conn, {"deadline_id": deadline_id, "now": now})
 
     # ------------------------------------------------------------------ events
 
@@ -457,6 +535,7 @@ class Repository:
         if tail is not None:
             seq, prev_hash = tail.seq, tail.hash
         else:
+            assert self._batch is None, "a batch appends events to cases read for writing"
             last = self.conn.execute(
                 select(t.events.c.seq, t.events.c.hash)
                 .where(t.events.c.case_id == case_id)
@@ -477,8 +556,8 @@ class Repository:
             prev_hash=prev_hash,
         )
         digest = chained.compute_hash()
-        _INSERT_EVENT.run(
-            self.conn,
+        self._write(
+            _INSERT_EVENT,
             {
                 "id": event_id,
                 "case_id": case_id,
@@ -534,24 +613,25 @@ class Repository:
 
     def add_outbox_rows(self, rows: Sequence[tuple[str, str, dict[str, Any], datetime]]) -> None:
         """Outbox rows (event id, type, payload, time), in order, in one statement."""
-        _INSERT_OUTBOX.run_many(
-            self.conn,
-            [
-                {
-                    "event_id": event_id,
-                    "type": event_type,
-                    "payload": payload,
-                    "created_at": now,
-                    "next_attempt_at": now,
-                }
-                for event_id, event_type, payload, now in rows
-            ],
-        )
+        values = [
+            {
+                "event_id": event_id,
+                "type": event_type,
+                "payload": payload,
+                "created_at": now,
+                "next_attempt_at": now,
+            }
+            for event_id, event_type, payload, now in rows
+        ]
+        if self._batch is None:
+            _INSERT_OUTBOX.run_many(self.conn, values)
+        else:
+            self._batch[_INSERT_OUTBOX] += values
 
     # ------------------------------------------------------------------ refunds
 
     def insert_refund(self, values: dict[str, Any]) -> None:
-        _INSERT_REFUND.run(self.conn, values)
+        self._write(_INSERT_REFUND, values)
 
     def get_refund(self, refund_id: str) -> Any:
         return _GET_REFUND.first(self.conn, {"refund_id": refund_id})
@@ -580,7 +660,7 @@ class Repository:
 
     def insert_attempt(self, values: dict[str, Any]) -> None:
         """Insert a gateway attempt whose idempotency key is new (a first attempt)."""
-        _INSERT_ATTEMPT.run(self.conn, values)
+        self._write(_INSERT_ATTEMPT, values)
 
     def record_attempt(self, values: dict[str, Any]) -> bool:
         """Insert a gateway attempt; False when its idempotency key was already used."""

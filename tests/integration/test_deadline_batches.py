@@ -1,0 +1,185 @@
+"""Due deadlines fired in batches: every case's changes commit together, stale rows are
+skipped, a case that cannot be fired holds back no other, and a case changed behind the
+batch's back is detected, on both backends."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import func, insert, select, update
+
+from restitution.adapters.db import tables as t
+from restitution.adapters.db.repository import Repository
+from restitution.domain.cases import Case, apply
+from restitution.domain.errors import Conflict
+from restitution.services import audit, deadlines
+from restitution.services.clock import TestClock
+from restitution.services.deadlines import fire_due
+from tests.integration.case_steps import event_types, get_case, ok
+from tests.integration.conftest import Api
+
+DAY = 24 * 3600
+
+
+def _open_cases(api: Api, count: int) -> list[str]:
+    ids = []
+    for number in range(count):
+        api.put_order(f"o_{number}")
+        ids.append(ok(api.open_case(f"o_{number}"), 201)["id"])
+    return ids
+
+
+def _pass_d1(api: Api) -> None:
+    """Every seller's D1 passes, and nothing fires it yet."""
+    clock = api.app.clock
+    assert isinstance(clock, TestClock)
+    clock.advance(30 * DAY)
+
+
+def _fired_rows(api: Api) -> dict[str, int]:
+    with api.app.db.transaction(write=False) as conn:
+        rows: Any = conn.execute(
+            select(t.deadlines.c.case_id, func.count())
+            .where(t.deadlines.c.fired_at.is_not(None))
+            .group_by(t.deadlines.c.case_id)
+        ).all()
+    return dict(rows)
+
+
+def _failing_for(monkeypatch: pytest.MonkeyPatch, case_id: str) -> Callable[[], None]:
+    """Make firing `case_id` raise; the returned function heals it."""
+    broken = {case_id}
+
+    def failing_apply(case: Case, *args: Any) -> Any:
+        if case.id in broken:
+            raise RuntimeError(f"cannot fire {case.id}")
+        return apply(case, *args)
+
+    monkeypatch.setattr(deadlines, "apply", failing_apply)
+    return broken.clear
+
+
+def test_a_batch_fires_every_case_with_its_events_chained(api: Api) -> None:
+    case_ids = _open_cases(api, 7)
+    _pass_d1(api)
+    assert fire_due(api.app) == 7
+    assert _fired_rows(api) == dict.fromkeys(case_ids, 1)
+    for case_id in case_ids:
+        assert get_case(api, case_id)["outcome"] == "refunded"
+        assert event_types(api, case_id) == [
+            "case.opened",
+            "case.offer_accepted",
+            "refund.succeeded",
+        ]
+    report = audit.verify(api.app)
+    assert (report.cases_checked, report.events_checked, report.broken) == (7, 21, [])
+    with api.app.db.transaction(write=False) as conn:
+        outbox = conn.execute(select(t.outbox.c.type, func.count()).group_by(t.outbox.c.type))
+        assert dict(outbox.all()) == {  # type: ignore[arg-type]
+            "case.opened": 7,
+            "case.offer_accepted": 7,
+            "refund.requested": 7,
+            "refund.succeeded": 7,
+            "case.resolved": 7,
+        }
+        attempts = conn.execute(select(t.refund_attempts.c.status, t.refund_attempts.c.gateway))
+        assert [tuple(row) for row in attempts] == [("succeeded", "ledger")] * 7
+
+
+def test_a_stale_row_is_marked_and_skipped_and_a_second_row_meets_the_moved_case(
+    api: Api,
+) -> None:
+    stale, doubled, plain = _open_cases(api, 3)
+    _pass_d1(api)
+    due = api.app.clock.now()
+    with api.app.db.transaction() as conn:
+        extra = {"action": "expire", "party": "buyer", "auto": True, "due_at": due}
+        # A row of another kind than the case's deadline (the case moved on), and a second
+        # row of the very deadline the case has: each fires nothing.
+        conn.execute(insert(t.deadlines).values(case_id=stale, kind="D3", **extra))
+        conn.execute(
+            insert(t.deadlines).values(case_id=doubled, **{**extra, "kind": "D1"}),
+        )
+    assert fire_due(api.app) == 5
+    assert _fired_rows(api) == {stale: 2, doubled: 2, plain: 1}
+    for case_id in (stale, doubled, plain):
+        assert event_types(api, case_id).count("case.offer_accepted") == 1
+        assert get_case(api, case_id)["outcome"] == "refunded"
+    assert audit.verify(api.app).broken == []
+
+
+def test_a_case_that_cannot_be_fired_holds_back_no_other(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    case_ids = _open_cases(api, 5)
+    bad = case_ids[2]
+    with api.app.db.transaction() as conn:  # and a stale row in the same batch
+        conn.execute(
+            insert(t.deadlines).values(
+                case_id=case_ids[0],
+                kind="D3",
+                action="expire",
+                party="buyer",
+                auto=True,
+                due_at=api.app.clock.now(),
+            )
+        )
+    _pass_d1(api)
+    heal = _failing_for(monkeypatch, bad)
+
+    assert fire_due(api.app) == 5  # the batch failed; one by one, all but the bad one fired
+    assert fire_due(api.app) == 0  # tried again, and still failing: nothing else to fire
+    good = [case_id for case_id in case_ids if case_id != bad]
+    assert _fired_rows(api) == {**dict.fromkeys(good, 1), case_ids[0]: 2}
+    assert {get_case(api, case_id)["outcome"] for case_id in good} == {"refunded"}
+    assert get_case(api, bad)["status"] == "awaiting_seller"  # rolled back, still due
+    assert event_types(api, bad) == ["case.opened"]
+
+    heal()
+    assert fire_due(api.app) == 1
+    assert get_case(api, bad)["outcome"] == "refunded"
+    assert _fired_rows(api)[bad] == 1
+    assert audit.verify(api.app).broken == []
+
+
+def test_a_case_changed_behind_a_batch_is_a_conflict(api: Api) -> None:
+    [case_id] = _open_cases(api, 1)
+    with api.app.db.transaction() as conn:
+        repo = Repository(conn)
+        [case] = repo.get_cases([case_id], for_write=True)
+        conn.execute(
+            update(t.cases).where(t.cases.c.id == case_id).values(version=t.cases.c.version + 1)
+        )
+        with pytest.raises(Conflict) as refused, repo.batched_writes():
+            repo.update_case(case, dataclasses.replace(case, version=case.version + 1))
+    assert refused.value.code == "concurrent_update"
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_case_changed_while_its_batch_runs_is_fired_one_by_one(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    case_ids = _open_cases(api, 4)
+    _pass_d1(api)
+    moved = case_ids[1]
+    changed: list[str] = []
+
+    def apply_after_a_concurrent_change(case: Case, *args: Any) -> Any:
+        if case.id == moved and not changed:  # another transaction writes the case first
+            changed.append(case.id)
+            with api.app.db.engine.begin() as other:
+                other.execute(
+                    update(t.cases)
+                    .where(t.cases.c.id == moved)
+                    .values(version=t.cases.c.version + 1)
+                )
+        return apply(case, *args)
+
+    monkeypatch.setattr(deadlines, "apply", apply_after_a_concurrent_change)
+    assert fire_due(api.app) == 4
+    assert changed == [moved]
+    assert _fired_rows(api) == dict.fromkeys(case_ids, 1)
+    assert {get_case(api, case_id)["outcome"] for case_id in case_ids} == {"refunded"}
