@@ -28,6 +28,15 @@ def open_case(api: Api, **overrides: Any) -> dict[str, Any]:
     return ok(api.open_case(**overrides), 201)
 
 
+def open_cases(api: Api, count: int) -> list[str]:
+    """Orders o_0 … o_<count-1>, each with a damaged-phone case opened by buyer b_1: the ids."""
+    ids = []
+    for number in range(count):
+        api.put_order(f"o_{number}")
+        ids.append(ok(api.open_case(f"o_{number}"), 201)["id"])
+    return ids
+
+
 def refund_request(amount: int = FULL_L1, **terms: Any) -> dict[str, Any]:
     return {"kind": "refund", "amount": usd(amount), **terms}
 

@@ -18,18 +18,10 @@ from restitution.domain.errors import Conflict
 from restitution.services import audit, deadlines
 from restitution.services.clock import TestClock
 from restitution.services.deadlines import fire_due
-from tests.integration.case_steps import event_types, get_case, ok
+from tests.integration.case_steps import event_types, get_case, open_cases
 from tests.integration.conftest import Api
 
 DAY = 24 * 3600
-
-
-def _open_cases(api: Api, count: int) -> list[str]:
-    ids = []
-    for number in range(count):
-        api.put_order(f"o_{number}")
-        ids.append(ok(api.open_case(f"o_{number}"), 201)["id"])
-    return ids
 
 
 def _pass_d1(api: Api) -> None:
@@ -63,7 +55,7 @@ def _failing_for(monkeypatch: pytest.MonkeyPatch, case_id: str) -> Callable[[], 
 
 
 def test_a_batch_fires_every_case_with_its_events_chained(api: Api) -> None:
-    case_ids = _open_cases(api, 7)
+    case_ids = open_cases(api, 7)
     _pass_d1(api)
     assert fire_due(api.app) == 7
     assert _fired_rows(api) == dict.fromkeys(case_ids, 1)
@@ -92,7 +84,7 @@ def test_a_batch_fires_every_case_with_its_events_chained(api: Api) -> None:
 def test_a_stale_row_is_marked_and_skipped_and_a_second_row_meets_the_moved_case(
     api: Api,
 ) -> None:
-    stale, doubled, plain = _open_cases(api, 3)
+    stale, doubled, plain = open_cases(api, 3)
     _pass_d1(api)
     due = api.app.clock.now()
     with api.app.db.transaction() as conn:
@@ -114,7 +106,7 @@ def test_a_stale_row_is_marked_and_skipped_and_a_second_row_meets_the_moved_case
 def test_a_case_that_cannot_be_fired_holds_back_no_other(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    case_ids = _open_cases(api, 5)
+    case_ids = open_cases(api, 5)
     bad = case_ids[2]
     with api.app.db.transaction() as conn:  # and a stale row in the same batch
         conn.execute(
@@ -146,7 +138,7 @@ def test_a_case_that_cannot_be_fired_holds_back_no_other(
 
 
 def test_a_case_changed_behind_a_batch_is_a_conflict(api: Api) -> None:
-    [case_id] = _open_cases(api, 1)
+    [case_id] = open_cases(api, 1)
     with api.app.db.transaction() as conn:
         repo = Repository(conn)
         [case] = repo.get_cases([case_id], for_write=True)
@@ -162,7 +154,7 @@ def test_a_case_changed_behind_a_batch_is_a_conflict(api: Api) -> None:
 def test_a_case_changed_while_its_batch_runs_is_fired_one_by_one(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    case_ids = _open_cases(api, 4)
+    case_ids = open_cases(api, 4)
     _pass_d1(api)
     moved = case_ids[1]
     changed: list[str] = []

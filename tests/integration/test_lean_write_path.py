@@ -21,7 +21,15 @@ from restitution.services import refunds as refund_service
 from restitution.services.clock import TestClock
 from restitution.services.deadlines import fire_due
 from restitution.services.ports import GatewayResult, RefundRequest
-from tests.integration.case_steps import buyer, event_types, get_case, ok, open_case, refunds
+from tests.integration.case_steps import (
+    buyer,
+    event_types,
+    get_case,
+    ok,
+    open_case,
+    open_cases,
+    refunds,
+)
 from tests.integration.conftest import Api
 
 
@@ -172,17 +180,9 @@ def test_a_refused_settlement_is_counted_and_tried_again_after_the_commit(api: A
     assert refund_service.retry_due(api.app) == 0
 
 
-def _open_cases(api: Api, count: int) -> list[str]:
-    ids = []
-    for number in range(count):
-        api.put_order(f"o_{number}")
-        ids.append(ok(api.open_case(f"o_{number}"), 201)["id"])
-    return ids
-
-
 @pytest.mark.parametrize("threads", [1, 4])
 def test_threads_fire_each_due_deadline_once(api: Api, threads: int) -> None:
-    case_ids = _open_cases(api, 12)
+    case_ids = open_cases(api, 12)
     clock = api.app.clock
     assert isinstance(clock, TestClock)
     clock.advance(30 * 24 * 3600)  # every seller's D1 has passed, nothing fired it yet
