@@ -23,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy.engine import make_url
 
+from restitution import logs
 from restitution.adapters.db.engine import Database
 from restitution.adapters.db.engine import migrate as migrate_database
 from restitution.bootstrap import SchemaOutOfDate, build_app, operator_key
@@ -118,7 +119,9 @@ def _policy_table(policy: Policy, source: str) -> Table:
 
 
 def _settings() -> Settings:
-    return Settings()
+    settings = Settings()
+    logs.configure(settings.log_format, settings.log_level)
+    return settings
 
 
 def _build(settings: Settings, *, auto_migrate: bool | None = None) -> App:

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 20 * 1024 * 1024
     public_url: str = "http://127.0.0.1:8000"
     key_file: Path = Path("var/operator_key")
+    # Logs on stderr: JSON, or the console's format; `auto` picks the console's on a terminal.
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     # Messages out (README, "Webhooks, e-mail and the worker")
     smtp_url: str | None = None  # smtp://[user:pass@]host[:port][?starttls=1], or smtps://…

@@ -77,6 +77,7 @@ def test_a_mediator_does_not_see_an_order_without_an_escalated_case(api: Api) ->
 def test_the_async_read_answers_what_the_transactional_read_answers(api: Api) -> None:
     """`api` runs the server's lifespan: on PostgreSQL the async pool is open on its loop."""
     escalated_case(api)
+    assert api.app.db.async_reads_open == (not api.app.db.is_sqlite)
     via_api = ok(api.client.get("/v1/orders/o_1/eligibility", headers=api.auth()))
     with api.app.db.transaction(write=False) as conn:
         in_transaction = Repository(conn).order_with_claims("o_1")
@@ -123,6 +124,7 @@ def test_the_async_pool_reads_again_after_its_connection_died(
     if api.app.db.is_sqlite:
         pytest.skip("PostgreSQL's async pool")
     api.put_order()
+    assert api.app.db.async_reads_open
     assert ok(api.client.get("/v1/orders/o_1/eligibility", headers=api.auth()))["lines"]
     assert _terminate_other_backends(api.app) >= 1
     # Idle pooled connections are dead now: pinged (idle long enough) or retried, never a 500.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import insert
@@ -72,3 +73,27 @@ def test_no_checkpointer_for_memory_or_postgresql() -> None:
 
 def _checkpoint_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "sqlite-checkpoint" and t.is_alive()]
+
+
+def test_a_checkpointer_that_could_not_connect_starts_again_at_the_next_one_due(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checkpointer = db.checkpointer
+    assert checkpointer is not None
+    real = db.engine.raw_connection
+    failures = iter([RuntimeError("no file handle left")])
+
+    def flaky() -> Any:
+        for error in failures:
+            raise error
+        return real()
+
+    _write(db, 1)  # the writer's connection, kept open from now on
+    monkeypatch.setattr(db.engine, "raw_connection", flaky)
+    for n in (2, 3):
+        _write(db, n)
+    assert checkpointer.idle.wait(10) and checkpointer.done == 0
+    for n in (4, 5, 6):
+        _write(db, n)
+    assert checkpointer.idle.wait(10) and checkpointer.done == 1
+    db.dispose()

@@ -196,7 +196,7 @@ def test_two_workers_fire_2000_deadlines_exactly_once(
     wait_until(lambda: pending_deadlines(workers_url) == 0, timeout=75)
     outputs = [stop(process) for process in processes]
     fired_by_worker = [
-        sum(int(n) for n in re.findall(r"deadlines_fired=(\d+)", output)) for output in outputs
+        sum(int(n) for n in re.findall(r'"deadlines_fired": (\d+)', output)) for output in outputs
     ]
     assert sum(fired_by_worker) == 2000, outputs
     per_case = expired_events_per_case(workers_url)

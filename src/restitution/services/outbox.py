@@ -32,7 +32,8 @@ SQLITE_BATCH = 20
 def dispatch(app: App, *, limit: int | None = None) -> int:
     """Dispatch up to `limit` outbox rows (default: one batch) in one transaction; returns
     how many."""
-    limit = limit or (SQLITE_BATCH if app.db.is_sqlite else BATCH)
+    if limit is None:
+        limit = SQLITE_BATCH if app.db.is_sqlite else BATCH
     now = app.clock.now()
     with app.db.transaction() as conn:
         rows = undispatched_outbox(conn, limit)

@@ -6,7 +6,7 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -103,6 +103,10 @@ class Database:
         await pool.open()
         self._async_pool, self._async_loop = pool, asyncio.get_running_loop()
 
+    @property
+    def async_reads_open(self) -> bool:
+        return self._async_pool is not None
+
     async def close_async_reads(self) -> None:
         pool, self._async_pool, self._async_loop = self._async_pool, None, None
         if pool is not None:
@@ -119,11 +123,14 @@ class Database:
         pool = self._async_pool
         if pool is not None and self._async_loop is asyncio.get_running_loop():
             import psycopg
+            from psycopg_pool import PoolTimeout
 
             for attempt in (1, 2):
                 try:
                     async with pool.connection() as conn:
                         return await statement.all_async(conn, self.engine.dialect, params)
+                except (PoolTimeout, psycopg.errors.QueryCanceled):
+                    raise  # a busy pool or a cancelled query: asking again would not help
                 except psycopg.OperationalError:
                     if attempt == 2:
                         raise
@@ -184,9 +191,8 @@ class Checkpointer:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._commits = 0
-        self._due = threading.Event()
-        self._stopping = False
-        self._thread: threading.Thread | None = None
+        self._guard = threading.Lock()  # the running thread, `idle` and the signals
+        self._run: _CheckpointRun | None = None
         self.done = 0  # checkpoints run
         self.last: tuple[int, int, int] | None = None  # (busy, WAL frames, frames copied)
         self.idle = threading.Event()  # set while no checkpoint is due or running
@@ -198,39 +204,59 @@ class Checkpointer:
         if self._commits < CHECKPOINT_EVERY:
             return
         self._commits = 0
-        if self._thread is None:
-            self._stopping = False
-            self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
-            self._thread.start()
-        self.idle.clear()
-        self._due.set()
+        with self._guard:
+            self.idle.clear()
+            if self._run is None or not self._run.thread.is_alive():
+                self._run = _CheckpointRun(self._loop)
+            self._run.due.set()
 
-    def _run(self) -> None:
-        conn = self._engine.raw_connection()
+    def _loop(self, run: _CheckpointRun) -> None:
+        try:
+            conn = self._engine.raw_connection()
+        except Exception as error:  # a new thread tries again at the next one due
+            log.warning("sqlite_checkpoint_failed", error=str(error))
+            with self._guard:
+                self.idle.set()
+            return
         try:
             while True:
-                self._due.wait()
-                self._due.clear()
-                if self._stopping:
+                run.due.wait()
+                run.due.clear()
+                if run.stop.is_set():
                     return
+                driver: Any = conn.driver_connection
                 try:
-                    driver: Any = conn.driver_connection
                     self.last = driver.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 except sqlite3.Error as error:  # the writer's own checkpoints still run
                     log.warning("sqlite_checkpoint_failed", error=str(error))
                 self.done += 1
-                if not self._due.is_set():
-                    self.idle.set()
+                with self._guard:
+                    if not run.due.is_set():
+                        self.idle.set()
         finally:
             conn.close()
 
     def stop(self) -> None:
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            self._stopping = True
-            self._due.set()
-            thread.join(timeout=30)
+        with self._guard:
+            run, self._run = self._run, None
+        if run is not None:
+            run.stop.set()
+            run.due.set()
+            run.thread.join(timeout=30)
         self.idle.set()
+
+
+class _CheckpointRun:
+    """One checkpointing thread with its own signals: one stopped is never woken by, nor
+    takes the work of, the one started after it."""
+
+    def __init__(self, loop: Callable[[_CheckpointRun], None]) -> None:
+        self.due = threading.Event()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(
+            target=loop, args=(self,), name="sqlite-checkpoint", daemon=True
+        )
+        self.thread.start()
 
 
 def _create_engine(url: str, *, echo: bool, is_sqlite: bool) -> Engine:

@@ -63,8 +63,13 @@ class _ManyRows:
     @classmethod
     def update(cls, sql: str, names: tuple[str, ...], types: Mapping[str, str]) -> _ManyRows:
         """A pyformat UPDATE whose parameters become the columns of `v`."""
+        if sql.count(" WHERE ") != 1:
+            raise ValueError(f"a many-rows UPDATE needs one plain WHERE: {sql}")
         used = tuple(dict.fromkeys(_NAMED.findall(sql)))
-        changes, where = _NAMED.sub(lambda name: f'v."{name[1]}"', sql).split(" WHERE ", 1)
+        # Sent as they are (numbered parameters): pyformat's `%%` is a plain `%` again.
+        changes, where = (
+            _NAMED.sub(lambda name: f'v."{name[1]}"', sql).replace("%%", "%").split(" WHERE ", 1)
+        )
         columns = ", ".join(f'"{name}"' for name in used)
         group = "({})".format(", ".join(f"${{}}::{types[name]}" for name in used))
         return cls(
@@ -76,6 +81,8 @@ class _ManyRows:
         )
 
     def sql(self, rows: int) -> str:
+        """The statement for `rows` rows. Only the full chunk's text is kept: every other
+        count would be kept too, up to ~100 MB of SQL text in a long-running worker."""
         sql = self._sql.get(rows)
         if sql is None:
             if self.numbered:
@@ -86,8 +93,18 @@ class _ManyRows:
                 ]
             else:
                 groups = [self.group] * rows
-            sql = self._sql[rows] = f"{self.head}{', '.join(groups)}{self.tail}"
+            sql = f"{self.head}{', '.join(groups)}{self.tail}"
+            if rows == ROWS_PER_STATEMENT:
+                self._sql[rows] = sql
         return sql
+
+    def execute(self, cursor: Any, rows: int, params: list[Any]) -> None:
+        if self.numbered and rows != ROWS_PER_STATEMENT:
+            # Not prepared on the server either: psycopg prepares a text run 5 times, and
+            # would keep a prepared statement per row count on every connection.
+            cursor.execute(self.sql(rows), params, prepare=False)
+        else:
+            cursor.execute(self.sql(rows), params)
 
     def cursor(self, driver: Any) -> Any:
         return psycopg.RawCursor(driver) if self.numbered else driver.cursor()
@@ -224,7 +241,7 @@ class Prepared:
             for row in chunk:
                 values = self._values(form, row)
                 params += [values[at] for at in form.many.order]
-            cursor.execute(form.many.sql(len(chunk)), params)
+            form.many.execute(cursor, len(chunk), params)
             count += cursor.rowcount
         cursor.close()
         return count
