@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import func, select
+
+from restitution.adapters.db import tables as t
 from tests.integration.conftest import Api
 
 FULL_L1 = 2749
@@ -99,3 +102,13 @@ def escalated_case(api: Api) -> dict[str, Any]:
     case = open_case(api)
     seller(api, case["id"], "reject", reason="The phone left us intact.")
     return buyer(api, case["id"], "escalate", reason="The seller refuses.")
+
+
+def fired_per_case(api: Api) -> dict[str, int]:
+    """How many of each case's deadlines have fired."""
+    d = t.deadlines.c
+    with api.app.db.transaction(write=False) as conn:
+        rows = conn.execute(
+            select(d.case_id, func.count()).where(d.fired_at.is_not(None)).group_by(d.case_id)
+        ).all()
+    return {case_id: count for case_id, count in rows}

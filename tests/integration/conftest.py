@@ -18,6 +18,11 @@ from restitution.settings import Settings
 from tests.conftest import START
 
 OPERATOR_KEY = "rst_op_test_key"
+# A test about one backend only (the `database_url` fixture, below, serves both otherwise).
+ON_POSTGRES = pytest.mark.parametrize(
+    "database_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+ON_SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 # A 1x1 PNG: real bytes for evidence uploads.
 PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"

@@ -22,7 +22,7 @@ from restitution.bootstrap import build_app
 from restitution.services.clock import TestClock
 from restitution.settings import Settings
 from tests.conftest import START, _truncate_all
-from tests.integration.conftest import OPERATOR_KEY, Api, make_settings, order_body
+from tests.integration.conftest import ON_SQLITE, OPERATOR_KEY, Api, make_settings, order_body
 
 BUYER, SELLER = "b_1", "s_1"
 OTHERS = {
@@ -292,7 +292,7 @@ def test_refused_and_nothing_changes(
     assert snapshot(api) == before
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@ON_SQLITE
 def test_matrix_covers_every_served_endpoint(api: Api) -> None:
     paths = {(e.method, e.path.split("?")[0]) for e in ENDPOINTS.values()}
     names = {

@@ -18,8 +18,8 @@ from restitution.domain.errors import Conflict
 from restitution.services import audit, deadlines
 from restitution.services.clock import TestClock
 from restitution.services.deadlines import fire_due
-from tests.integration.case_steps import event_types, get_case, open_cases
-from tests.integration.conftest import Api
+from tests.integration.case_steps import event_types, fired_per_case, get_case, open_cases
+from tests.integration.conftest import ON_POSTGRES, Api
 
 DAY = 24 * 3600
 
@@ -29,16 +29,6 @@ def _pass_d1(api: Api) -> None:
     clock = api.app.clock
     assert isinstance(clock, TestClock)
     clock.advance(30 * DAY)
-
-
-def _fired_rows(api: Api) -> dict[str, int]:
-    with api.app.db.transaction(write=False) as conn:
-        rows: Any = conn.execute(
-            select(t.deadlines.c.case_id, func.count())
-            .where(t.deadlines.c.fired_at.is_not(None))
-            .group_by(t.deadlines.c.case_id)
-        ).all()
-    return dict(rows)
 
 
 def _failing_for(monkeypatch: pytest.MonkeyPatch, case_id: str) -> Callable[[], None]:
@@ -58,7 +48,7 @@ def test_a_batch_fires_every_case_with_its_events_chained(api: Api) -> None:
     case_ids = open_cases(api, 7)
     _pass_d1(api)
     assert fire_due(api.app) == 7
-    assert _fired_rows(api) == dict.fromkeys(case_ids, 1)
+    assert fired_per_case(api) == dict.fromkeys(case_ids, 1)
     for case_id in case_ids:
         assert get_case(api, case_id)["outcome"] == "refunded"
         assert event_types(api, case_id) == [
@@ -96,7 +86,7 @@ def test_a_stale_row_is_marked_and_skipped_and_a_second_row_meets_the_moved_case
             insert(t.deadlines).values(case_id=doubled, **{**extra, "kind": "D1"}),
         )
     assert fire_due(api.app) == 5
-    assert _fired_rows(api) == {stale: 2, doubled: 2, plain: 1}
+    assert fired_per_case(api) == {stale: 2, doubled: 2, plain: 1}
     for case_id in (stale, doubled, plain):
         assert event_types(api, case_id).count("case.offer_accepted") == 1
         assert get_case(api, case_id)["outcome"] == "refunded"
@@ -125,7 +115,7 @@ def test_a_case_that_cannot_be_fired_holds_back_no_other(
     assert fire_due(api.app) == 5  # the batch failed; one by one, all but the bad one fired
     assert fire_due(api.app) == 0  # tried again, and still failing: nothing else to fire
     good = [case_id for case_id in case_ids if case_id != bad]
-    assert _fired_rows(api) == {**dict.fromkeys(good, 1), case_ids[0]: 2}
+    assert fired_per_case(api) == {**dict.fromkeys(good, 1), case_ids[0]: 2}
     assert {get_case(api, case_id)["outcome"] for case_id in good} == {"refunded"}
     assert get_case(api, bad)["status"] == "awaiting_seller"  # rolled back, still due
     assert event_types(api, bad) == ["case.opened"]
@@ -133,7 +123,7 @@ def test_a_case_that_cannot_be_fired_holds_back_no_other(
     heal()
     assert fire_due(api.app) == 1
     assert get_case(api, bad)["outcome"] == "refunded"
-    assert _fired_rows(api)[bad] == 1
+    assert fired_per_case(api)[bad] == 1
     assert audit.verify(api.app).broken == []
 
 
@@ -150,7 +140,7 @@ def test_a_case_changed_behind_a_batch_is_a_conflict(api: Api) -> None:
     assert refused.value.code == "concurrent_update"
 
 
-@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+@ON_POSTGRES
 def test_a_case_changed_while_its_batch_runs_is_fired_one_by_one(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -173,5 +163,5 @@ def test_a_case_changed_while_its_batch_runs_is_fired_one_by_one(
     monkeypatch.setattr(deadlines, "apply", apply_after_a_concurrent_change)
     assert fire_due(api.app) == 4
     assert changed == [moved]
-    assert _fired_rows(api) == dict.fromkeys(case_ids, 1)
+    assert fired_per_case(api) == dict.fromkeys(case_ids, 1)
     assert {get_case(api, case_id)["outcome"] for case_id in case_ids} == {"refunded"}

@@ -17,7 +17,7 @@ from restitution.services import orders
 from restitution.services.auth import OPERATOR
 from restitution.services.context import App
 from tests.integration.case_steps import FULL_L1, buyer, escalated_case, ok, open_case, seller
-from tests.integration.conftest import Api
+from tests.integration.conftest import ON_POSTGRES, ON_SQLITE, Api
 
 
 def claims_of(app: App, order_id: str) -> OrderClaims | None:
@@ -65,13 +65,16 @@ def test_an_escalated_case_shows_the_order_to_mediators(api: Api) -> None:
     assert claims is not None and claims.escalated and claims.open_lines == {"l1"}
     mediator = api.as_("mediator", "m_1")
     assert mediator("GET", "/v1/orders/o_1/eligibility").status_code == 200
+    assert ok(mediator("GET", "/v1/orders/o_1"))["order_id"] == "o_1"
 
 
 def test_a_mediator_does_not_see_an_order_without_an_escalated_case(api: Api) -> None:
     open_case(api)
     mediator = api.as_("mediator", "m_1")
-    response = mediator("GET", "/v1/orders/o_1/eligibility")
-    assert response.status_code == 404 and response.json()["error"]["code"] == "resource_missing"
+    for path in ("/v1/orders/o_1/eligibility", "/v1/orders/o_1"):
+        response = mediator("GET", path)
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "resource_missing"
 
 
 def test_the_async_read_answers_what_the_transactional_read_answers(api: Api) -> None:
@@ -95,9 +98,8 @@ def test_read_all_outside_the_servers_loop_falls_back_to_a_blocking_read(api: Ap
     assert asyncio.run(read_order_with_claims(api.app.db, "o_nope")) is None
 
 
+@ON_SQLITE
 def test_reading_on_sqlite_opens_no_transaction(api: Api) -> None:
-    if not api.app.db.is_sqlite:
-        pytest.skip("SQLite's kept reader")
     api.put_order()
     with api.app.db.reading() as conn:
         Repository(conn).order_with_claims("o_1")
@@ -117,12 +119,10 @@ def _terminate_other_backends(app: App) -> int:
     return int(row[0]) if row else 0
 
 
-@pytest.mark.postgres
+@ON_POSTGRES
 def test_the_async_pool_reads_again_after_its_connection_died(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if api.app.db.is_sqlite:
-        pytest.skip("PostgreSQL's async pool")
     api.put_order()
     assert api.app.db.async_reads_open
     assert ok(api.client.get("/v1/orders/o_1/eligibility", headers=api.auth()))["lines"]
@@ -135,12 +135,10 @@ def test_the_async_pool_reads_again_after_its_connection_died(
     api.put_order(buyer_country="FR")  # a write on a fresh pooled connection, too
 
 
-@pytest.mark.postgres
+@ON_POSTGRES
 def test_a_pooled_connection_idle_past_the_limit_is_pinged_and_replaced(
     app: App, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if app.db.is_sqlite:
-        pytest.skip("PostgreSQL's pool")
     with app.db.transaction() as conn:
         conn.execute(text("SELECT 1"))
     assert _terminate_other_backends(app) >= 1
@@ -153,12 +151,10 @@ def test_a_pooled_connection_idle_past_the_limit_is_pinged_and_replaced(
     assert len(pings) == 1 and pings[0].closed  # the dead one; its replacement is new
 
 
-@pytest.mark.postgres
+@ON_POSTGRES
 def test_a_connection_in_use_moments_ago_is_not_pinged(
     app: App, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if app.db.is_sqlite:
-        pytest.skip("PostgreSQL's pool")
     pings: list[Any] = []
     monkeypatch.setattr(app.db.engine.dialect, "do_ping", lambda c: pings.append(c) or True)
     monkeypatch.setattr(engine_module, "PING_AFTER_IDLE_SECONDS", 3600.0)

@@ -34,7 +34,8 @@ def test_one_dispatch_takes_one_batch_and_repeated_dispatches_drain_the_rest(app
     assert _undispatched(app) == 0 and outbox.dispatch(app) == 0
 
 
-def test_sqlite_batches_are_small(app: App) -> None:
-    assert outbox.SQLITE_BATCH <= 25 < outbox.BATCH
+def test_an_explicit_limit_wins_and_zero_dispatches_nothing(app: App) -> None:
     _pending_rows(app, 30)
-    assert outbox.dispatch(app, limit=7) == 7  # an explicit limit wins on either backend
+    assert outbox.dispatch(app, limit=0) == 0
+    assert outbox.dispatch(app, limit=7) == 7  # on either backend
+    assert _undispatched(app) == 23

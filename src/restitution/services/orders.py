@@ -58,12 +58,8 @@ def import_orders(
 
 
 def get_order(app: App, principal: Principal, order_id: str) -> Order:
-    with app.db.transaction(write=False) as conn:
-        repo = Repository(conn)
-        order = repo.get_order(order_id)
-        if order is None or not may_see_order(repo, principal, order):
-            raise not_found("order", order_id)
-    return order
+    with app.db.reading() as conn:
+        return visible_claims(Repository(conn), principal, order_id).order
 
 
 def eligibility(app: App, principal: Principal, order_id: str) -> list[tuple[str, list[Verdict]]]:
@@ -98,7 +94,7 @@ def _verdicts(app: App, claims: OrderClaims) -> list[tuple[str, list[Verdict]]]:
 
 
 def visible_claims(repo: Repository, principal: Principal, order_id: str) -> OrderClaims:
-    """The order with what its cases claim, if `principal` may see it (as `may_see_order`)."""
+    """The order with what its cases claim, if `principal` may see it."""
     claims = repo.order_with_claims(order_id)
     if claims is None or not may_see_claims(principal, claims):
         raise not_found("order", order_id)
@@ -106,13 +102,7 @@ def visible_claims(repo: Repository, principal: Principal, order_id: str) -> Ord
 
 
 def may_see_claims(principal: Principal, claims: OrderClaims) -> bool:
+    """Parties see their own orders; mediators the orders of cases escalated to them."""
     return can_see_order(principal, claims.order) or (
         principal.role == "mediator" and claims.escalated
     )
-
-
-def may_see_order(repo: Repository, principal: Principal, order: Order) -> bool:
-    """Parties see their own orders; mediators the orders of cases escalated to them."""
-    if can_see_order(principal, order):
-        return True
-    return principal.role == "mediator" and repo.order_has_escalated_case(order.order_id)

@@ -135,15 +135,12 @@ class Database:
                     if attempt == 2:
                         raise
                     await pool.check()  # drop every dead idle connection, not just this one
-        if self.is_sqlite:
-            with self.reading() as conn:
-                return statement.all(conn, params)
 
         def read() -> list[Any]:
             with self.reading() as conn:
                 return statement.all(conn, params)
 
-        return await asyncio.to_thread(read)
+        return read() if self.is_sqlite else await asyncio.to_thread(read)
 
     def _kept(self, conn: Connection | None, **options: Any) -> Connection:
         """SQLite connections are kept open, not checked out of the pool and back for every

@@ -297,12 +297,6 @@ class Repository:
         self.conn.execute(insert(t.orders).values(**values, created_at=now, updated_at=now))
         return True
 
-    def order_has_escalated_case(self, order_id: str) -> bool:
-        query = select(
-            exists().where(t.cases.c.order_id == order_id, t.cases.c.escalated_at.is_not(None))
-        )
-        return bool(self.conn.execute(query).scalar())
-
     # ------------------------------------------------------------------ cases
 
     def get_case(self, case_id: str, *, for_write: bool = False) -> Case | None:
