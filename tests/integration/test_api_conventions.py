@@ -219,6 +219,17 @@ def test_request_with_an_unknown_token_is_unauthenticated(api: Api) -> None:
     error_of(response, 401, "unauthenticated")
 
 
+def test_bearer_scheme_is_read_case_insensitively_and_other_schemes_are_refused(api: Api) -> None:
+    key = api.auth()["Authorization"].removeprefix("Bearer ")
+
+    for scheme in ("Bearer", "bearer", "BEARER"):
+        ok(api.client.get("/v1/cases", headers={"Authorization": f"{scheme} {key}"}))
+    for header in (f"Basic {key}", key, "Bearer", "Bearer "):
+        error_of(
+            api.client.get("/v1/cases", headers={"Authorization": header}), 401, "unauthenticated"
+        )
+
+
 def test_party_token_expires_after_its_ttl_on_the_servers_clock(api: Api) -> None:
     api.put_order()
     minted = api.client.post(
@@ -380,6 +391,24 @@ def test_openapi_describes_every_path_of_the_contract(api: Api) -> None:
     missing = [entry for entry in CONTRACT_PATHS if entry not in served]
 
     assert missing == []
+
+
+def test_openapi_names_the_bearer_scheme_on_every_operation_that_authenticates(
+    api: Api,
+) -> None:
+    document = ok(api.client.get("/openapi.json"))
+    security = {
+        (method, path): operation.get("security")
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+    }
+
+    open_to_all = {entry for entry, value in security.items() if value is None}
+
+    assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    assert open_to_all == {("get", "/healthz"), ("get", "/v1/test/clock")}
+    assert len(security) > 30  # every other one needs the operator key or a party token
+    assert all(security[entry] == [{"HTTPBearer": []}] for entry in security.keys() - open_to_all)
 
 
 def test_healthz_reports_ok(api: Api) -> None:

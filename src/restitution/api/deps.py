@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from fastapi.security.utils import get_authorization_scheme_param
 
 from restitution.domain.errors import Forbidden
 from restitution.services.auth import OPERATOR, Principal, authenticate
@@ -17,7 +19,12 @@ from restitution.services.context import App
 P = ParamSpec("P")
 T = TypeVar("T")
 
-bearer = HTTPBearer(auto_error=False, description="The operator key or a party token")
+BEARER = "HTTPBearer"
+BEARER_SCHEME = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "The operator key or a party token",
+}
 
 
 # The dependencies are `async def`: FastAPI runs a plain `def` dependency in the thread pool,
@@ -29,17 +36,52 @@ async def get_app(request: Request) -> App:
     return app
 
 
-async def get_principal(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Principal:
+async def get_principal(request: Request) -> Principal:
+    """Who is calling, from `Authorization: Bearer <token>` (read here rather than through
+    FastAPI's `HTTPBearer` dependency, a level of dependency solving per request that cost
+    ~12 µs; `document_bearer` still puts the scheme in the OpenAPI document)."""
     app: App = request.app.state.restitution
     operator_key: str = request.app.state.operator_key
-    token = credentials.credentials if credentials else None
+    token = bearer_token(request.headers.get("authorization"))
     if token and hmac.compare_digest(token.encode(), operator_key.encode()):
         return OPERATOR  # no database to ask: stay on the event loop
     # A party token is looked up in the database: off the event loop.
     return await run_in_threadpool(authenticate, app, operator_key, token)
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of a bearer `Authorization` header, as `HTTPBearer` reads it; else None."""
+    scheme, token = get_authorization_scheme_param(authorization)
+    if not token or scheme.lower() != "bearer":
+        return None
+    return token
+
+
+def document_bearer(api: FastAPI) -> None:
+    """The OpenAPI document names the bearer scheme on every operation that authenticates."""
+    generate = api.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()  # made once, then FastAPI's cached copy: the marks stay on it
+        schema.setdefault("components", {}).setdefault("securitySchemes", {})[BEARER] = dict(
+            BEARER_SCHEME
+        )
+        for route in api.routes:
+            if not (isinstance(route, APIRoute) and route.include_in_schema):
+                continue
+            if _authenticates(route.dependant):
+                operations = schema["paths"][route.path_format]
+                for method in route.methods or ():
+                    operations[method.lower()]["security"] = [{BEARER: []}]
+        return schema
+
+    api.openapi = openapi  # type: ignore[method-assign]
+
+
+def _authenticates(dependant: Dependant) -> bool:
+    return dependant.call is get_principal or any(
+        _authenticates(sub) for sub in dependant.dependencies
+    )
 
 
 async def require_operator(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:

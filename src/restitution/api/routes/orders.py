@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Response
 
 from restitution.api.deps import AppDep, OperatorDep, PrincipalDep, use_case
+from restitution.api.errors import ERROR_RESPONSES
 from restitution.api.present import json_response, order_json
 from restitution.api.schemas import MAX_AMOUNT, OrderIn
 from restitution.domain.errors import InvalidInput
@@ -14,7 +15,7 @@ from restitution.domain.orders import Address, Order, OrderLine, Payment, Seller
 from restitution.services import orders as service
 from restitution.services.parties import PartyContact
 
-router = APIRouter(prefix="/v1/orders", tags=["orders"])
+router = APIRouter(prefix="/v1/orders", tags=["orders"], responses=ERROR_RESPONSES)
 OrderId = Annotated[str, Path(min_length=1, max_length=200)]
 
 

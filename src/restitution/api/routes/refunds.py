@@ -7,11 +7,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 
 from restitution.api.deps import AppDep, OperatorDep, PrincipalDep
+from restitution.api.errors import ERROR_RESPONSES
 from restitution.api.present import page, refund_json
 from restitution.api.schemas import RefundFailedIn
 from restitution.services import refunds as service
 
-router = APIRouter(prefix="/v1/refunds", tags=["refunds"])
+router = APIRouter(prefix="/v1/refunds", tags=["refunds"], responses=ERROR_RESPONSES)
 RefundId = Annotated[str, Path(max_length=200)]
 
 

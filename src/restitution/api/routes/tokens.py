@@ -8,11 +8,12 @@ from urllib.parse import quote
 from fastapi import APIRouter
 
 from restitution.api.deps import AppDep, OperatorDep
+from restitution.api.errors import ERROR_RESPONSES
 from restitution.api.schemas import PartyTokenIn
 from restitution.domain.history import format_time
 from restitution.services.auth import mint_party_token
 
-router = APIRouter(prefix="/v1/party_tokens", tags=["parties"])
+router = APIRouter(prefix="/v1/party_tokens", tags=["parties"], responses=ERROR_RESPONSES)
 
 
 @router.post("", status_code=201, summary="Mint a token (and portal link) for one party")

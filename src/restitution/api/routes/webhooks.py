@@ -7,12 +7,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 
 from restitution.api.deps import AppDep, OperatorDep
+from restitution.api.errors import ERROR_RESPONSES
 from restitution.api.present import page
 from restitution.api.schemas import WebhookEndpointIn
 from restitution.domain.history import format_optional_time, format_time
 from restitution.services import webhooks as service
 
-router = APIRouter(prefix="/v1/webhook_endpoints", tags=["webhooks"])
+router = APIRouter(prefix="/v1/webhook_endpoints", tags=["webhooks"], responses=ERROR_RESPONSES)
 EndpointId = Annotated[str, Path(max_length=200)]
 
 
