@@ -1,6 +1,8 @@
+import gc
 from importlib.resources import files
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from restitution.cli import app
@@ -61,3 +63,26 @@ def test_policy_check_reports_a_file_it_cannot_read(tmp_path: Path) -> None:
     result = runner.invoke(app, ["policy", "check", str(tmp_path / "missing.toml")])
     assert result.exit_code == 1
     assert "cannot read" in result.output
+
+
+def test_serve_keeps_what_start_up_made_out_of_the_garbage_collector(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    frozen_when_serving: list[int] = []
+    monkeypatch.setattr(
+        uvicorn, "run", lambda *_, **__: frozen_when_serving.append(gc.get_freeze_count())
+    )
+    env = {
+        "RESTITUTION_DATABASE_URL": f"sqlite:///{tmp_path / 'r.db'}",
+        "RESTITUTION_OPERATOR_KEY": "rst_op_test",
+        "RESTITUTION_STORAGE_DIR": str(tmp_path / "evidence"),
+    }
+    try:
+        result = runner.invoke(app, ["serve", "--no-sweeper"], env=env)
+    finally:
+        gc.unfreeze()
+
+    assert result.exit_code == 0, result.output
+    assert frozen_when_serving and frozen_when_serving[0] > 10_000
