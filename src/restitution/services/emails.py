@@ -203,7 +203,7 @@ def _claim(app: App, limit: int) -> list[_Claimed]:
     with app.db.transaction() as conn:
         rows = db.claim_due_emails(conn, now, lease, limit)
     return [
-        _Claimed(row.id, row.template, row.locale, row.context, row.attempts + 1, row.dedupe_key)
+        _Claimed(row.id, row.template, row.locale, row.context, row.attempts, row.dedupe_key)
         for row in rows
     ]
 

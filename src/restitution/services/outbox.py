@@ -11,12 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from restitution.adapters.db.messaging import (
-    enabled_endpoints,
-    insert_deliveries,
-    mark_outbox_dispatched,
-    undispatched_outbox,
-)
+from restitution.adapters.db.messaging import enabled_endpoints, insert_deliveries, take_outbox
 from restitution.domain.history import format_time
 from restitution.services import emails
 from restitution.services.context import App
@@ -36,7 +31,7 @@ def dispatch(app: App, *, limit: int | None = None) -> int:
         limit = SQLITE_BATCH if app.db.is_sqlite else BATCH
     now = app.clock.now()
     with app.db.transaction() as conn:
-        rows = undispatched_outbox(conn, limit)
+        rows = take_outbox(conn, limit, now)
         if not rows:
             return 0
         endpoints = enabled_endpoints(conn)
@@ -66,7 +61,6 @@ def dispatch(app: App, *, limit: int | None = None) -> int:
             emails.queue_for_event(app, conn, row.event_id, row.type, dict(row.payload))
         if deliveries:
             insert_deliveries(conn, deliveries)
-        mark_outbox_dispatched(conn, [row.id for row in rows], now)
     return len(rows)
 
 

@@ -42,6 +42,47 @@ _INSERT_EMAIL = Prepared(
 _CASE_DEADLINE = Prepared(select(t.cases.c.deadline).where(t.cases.c.id == bindparam("case_id")))
 _REFUND_FOR_CASE = Prepared(select(t.refunds).where(t.refunds.c.case_id == bindparam("case_id")))
 
+# Statements of every worker tick, busy or idle.
+_e, _d, _m = t.webhook_endpoints.c, t.webhook_deliveries.c, t.emails.c
+_ENABLED_ENDPOINTS = Prepared(select(_e.id, _e.events).where(_e.enabled.is_(True)))
+_due_deliveries = (
+    select(t.webhook_deliveries, _e.url, _e.secret)
+    .join(t.webhook_endpoints, _e.id == _d.endpoint_id)
+    .where(_d.status == "pending", _d.next_attempt_at <= bindparam("now"), _e.enabled.is_(True))
+    .order_by(_d.next_attempt_at, _d.id)
+    .limit(bindparam("limit"))
+)
+_DUE_DELIVERIES = Prepared(_due_deliveries)
+_DUE_DELIVERIES_SKIP_LOCKED = Prepared(
+    _due_deliveries.with_for_update(skip_locked=True, of=t.webhook_deliveries)
+)
+_LEASE_DELIVERY = Prepared(
+    update(t.webhook_deliveries)
+    .where(_d.id == bindparam("delivery_id"))
+    .values(attempts=_d.attempts + 1, next_attempt_at=bindparam("lease"))
+)
+
+
+def _claim_emails(skip_locked: bool) -> Prepared:
+    due = (
+        select(_m.id)
+        .where(_m.status == "pending", _m.next_attempt_at <= bindparam("now"))
+        .order_by(_m.next_attempt_at, _m.id)
+        .limit(bindparam("limit"))
+    )
+    if skip_locked:
+        due = due.with_for_update(skip_locked=True)
+    return Prepared(
+        update(t.emails)
+        .where(_m.id.in_(due))
+        .values(attempts=_m.attempts + 1, next_attempt_at=bindparam("lease"))
+        .returning(*t.emails.c)
+    )
+
+
+_CLAIM_EMAILS = _claim_emails(skip_locked=False)
+_CLAIM_EMAILS_SKIP_LOCKED = _claim_emails(skip_locked=True)
+
 
 def _skips_locked(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
@@ -64,25 +105,32 @@ def add_outbox_event(
     )
 
 
-def undispatched_outbox(conn: Connection, limit: int) -> list[Any]:
-    """The oldest outbox rows not dispatched yet, locked for this transaction."""
-    query = (
-        select(t.outbox)
+def _take_outbox(skip_locked: bool) -> Prepared:
+    pending = (
+        select(t.outbox.c.id)
         .where(t.outbox.c.delivered_at.is_(None))
         .order_by(t.outbox.c.id)
-        .limit(limit)
+        .limit(bindparam("limit"))
     )
-    if _skips_locked(conn):
-        query = query.with_for_update(skip_locked=True)
-    return list(conn.execute(query).all())
-
-
-def mark_outbox_dispatched(conn: Connection, outbox_ids: Sequence[int], now: datetime) -> None:
-    conn.execute(
+    if skip_locked:
+        pending = pending.with_for_update(skip_locked=True)
+    return Prepared(
         update(t.outbox)
-        .where(t.outbox.c.id.in_(outbox_ids))
-        .values(delivered_at=now, attempts=t.outbox.c.attempts + 1)
+        .where(t.outbox.c.id.in_(pending))
+        .values(delivered_at=bindparam("now"), attempts=t.outbox.c.attempts + 1)
+        .returning(*t.outbox.c)
     )
+
+
+_TAKE_OUTBOX = _take_outbox(skip_locked=False)
+_TAKE_OUTBOX_SKIP_LOCKED = _take_outbox(skip_locked=True)
+
+
+def take_outbox(conn: Connection, limit: int, now: datetime) -> list[Any]:
+    """The oldest outbox rows not dispatched yet, up to `limit`, marked dispatched at `now`
+    (in this transaction: its rollback leaves them to dispatch), in the order written."""
+    take = _TAKE_OUTBOX_SKIP_LOCKED if _skips_locked(conn) else _TAKE_OUTBOX
+    return sorted(take.all(conn, {"limit": limit, "now": now}), key=lambda row: row.id)
 
 
 # --------------------------------------------------------------------------- webhook endpoints
@@ -100,8 +148,7 @@ def list_endpoints(conn: Connection) -> list[Any]:
 
 def enabled_endpoints(conn: Connection) -> list[Any]:
     """(id, events) of every enabled endpoint."""
-    e = t.webhook_endpoints.c
-    return list(conn.execute(select(e.id, e.events).where(e.enabled.is_(True))).all())
+    return _ENABLED_ENDPOINTS.all(conn)
 
 
 def find_endpoint(conn: Connection, endpoint_id: str) -> Any:
@@ -180,22 +227,11 @@ def claim_due_deliveries(
     """Pending deliveries due by `now` to enabled endpoints (with the endpoint's url and
     secret), their attempts counted and leased until `lease_until`. `attempts` in the rows
     returned is the count before this claim."""
-    d, e = t.webhook_deliveries.c, t.webhook_endpoints.c
-    query = (
-        select(t.webhook_deliveries, e.url, e.secret)
-        .join(t.webhook_endpoints, e.id == d.endpoint_id)
-        .where(d.status == "pending", d.next_attempt_at <= now, e.enabled.is_(True))
-        .order_by(d.next_attempt_at, d.id)
-        .limit(limit)
-    )
-    if _skips_locked(conn):
-        query = query.with_for_update(skip_locked=True, of=t.webhook_deliveries)
-    rows = list(conn.execute(query).all())
+    due = _DUE_DELIVERIES_SKIP_LOCKED if _skips_locked(conn) else _DUE_DELIVERIES
+    rows = due.all(conn, {"now": now, "limit": limit})
     if rows:
-        conn.execute(
-            update(t.webhook_deliveries)
-            .where(d.id.in_([row.id for row in rows]))
-            .values(attempts=d.attempts + 1, next_attempt_at=lease_until)
+        _LEASE_DELIVERY.run_many(
+            conn, [{"delivery_id": row.id, "lease": lease_until} for row in rows]
         )
     return rows
 
@@ -235,25 +271,12 @@ def refund_for_case(conn: Connection, case_id: str) -> Any:
 def claim_due_emails(
     conn: Connection, now: datetime, lease_until: datetime, limit: int
 ) -> list[Any]:
-    """Pending e-mails due by `now`, their attempts counted and leased until `lease_until`.
-    `attempts` in the rows returned is the count before this claim."""
-    m = t.emails.c
-    query = (
-        select(t.emails)
-        .where(m.status == "pending", m.next_attempt_at <= now)
-        .order_by(m.next_attempt_at, m.id)
-        .limit(limit)
-    )
-    if _skips_locked(conn):
-        query = query.with_for_update(skip_locked=True)
-    rows = list(conn.execute(query).all())
-    if rows:
-        conn.execute(
-            update(t.emails)
-            .where(m.id.in_([row.id for row in rows]))
-            .values(attempts=m.attempts + 1, next_attempt_at=lease_until)
-        )
-    return rows
+    """Pending e-mails due by `now`, the earliest due up to `limit`, their attempts counted
+    and leased until `lease_until`, in one statement; in the order written. `attempts` in
+    the rows returned counts this claim."""
+    claim = _CLAIM_EMAILS_SKIP_LOCKED if _skips_locked(conn) else _CLAIM_EMAILS
+    rows = claim.all(conn, {"now": now, "lease": lease_until, "limit": limit})
+    return sorted(rows, key=lambda row: row.id)
 
 
 def finish_email_attempt(conn: Connection, email_id: int, values: dict[str, Any]) -> None:
