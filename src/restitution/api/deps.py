@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hmac
+import weakref
 from collections.abc import Callable
 from typing import Annotated, Any, ParamSpec, TypeVar
 
+import anyio
+import anyio.to_thread
 from fastapi import Depends, FastAPI, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security.utils import get_authorization_scheme_param
@@ -45,8 +49,8 @@ async def get_principal(request: Request) -> Principal:
     token = bearer_token(request.headers.get("authorization"))
     if token and hmac.compare_digest(token.encode(), operator_key.encode()):
         return OPERATOR  # no database to ask: stay on the event loop
-    # A party token is looked up in the database: off the event loop.
-    return await run_in_threadpool(authenticate, app, operator_key, token)
+    # A party token is looked up in the database, as a use case is.
+    return await use_case(app, authenticate, app, operator_key, token)
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -95,13 +99,34 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 OperatorDep = Annotated[Principal, Depends(require_operator)]
 
 
+# Use cases running at once on PostgreSQL, each in a thread. Enough to overlap the round trips
+# of a dozen statements; more only queue on the GIL: with the thread pool's 40, the write
+# benchmark's p99 was 325-405 ms, with 8 it is 150-160 ms at 8 % more requests/s
+# (bench/RESULTS.md). Requests beyond it wait their turn on the event loop, in order.
+USE_CASE_THREADS = 8
+_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 async def use_case(app: App, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run a (blocking) use case for a route.
 
     On SQLite, inline on the event loop: its writes are serialised anyway, and a thread pool
     queueing on its write lock was the slowest way measured (CEILINGS.md; bench/RESULTS.md).
-    On PostgreSQL, in the thread pool, so requests overlap their round trips.
+    On PostgreSQL, in a thread, at most `USE_CASE_THREADS` at once, so requests overlap
+    their round trips.
     """
     if app.db.is_sqlite:
         return function(*args, **kwargs)
-    return await run_in_threadpool(function, *args, **kwargs)
+    call = functools.partial(function, *args, **kwargs)
+    return await anyio.to_thread.run_sync(call, limiter=_use_case_limiter())
+
+
+def _use_case_limiter() -> anyio.CapacityLimiter:
+    """The limiter of the running event loop (one per loop: tests run many)."""
+    loop = asyncio.get_running_loop()
+    limiter = _limiters.get(loop)
+    if limiter is None:
+        limiter = _limiters[loop] = anyio.CapacityLimiter(USE_CASE_THREADS)
+    return limiter
