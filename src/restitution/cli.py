@@ -186,8 +186,13 @@ def serve(
     if with_demo:
         demo_data.load(application)
     _print_welcome(application, key, generated, with_demo)
-    api = create_api(application, key)
-    background = Worker(application) if sweeper else None
+    # On SQLite the server writes on its event loop, and so does its worker's outbox.
+    background = (
+        Worker(application, outbox_on_event_loop=application.db.is_sqlite) if sweeper else None
+    )
+    api = create_api(
+        application, key, on_event_loop=background.run_on_event_loop if background else None
+    )
     keep_start_up_out_of_gc()
     if background is not None:
         background.start()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
@@ -32,14 +35,27 @@ def add_routes(api: FastAPI, router: APIRouter) -> None:
     api.router.routes.extend(router.routes)
 
 
-def create_api(app: App, operator_key: str) -> FastAPI:
+def create_api(
+    app: App,
+    operator_key: str,
+    *,
+    on_event_loop: Callable[[], Coroutine[Any, Any, None]] | None = None,
+) -> FastAPI:
+    """The application; `on_event_loop`, background work that runs on the server's event
+    loop from start-up to shutdown (the worker's, in `restitution serve` on SQLite)."""
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # PostgreSQL: the hot reads' async connections live as long as the server's loop.
         await app.db.open_async_reads()
+        background = asyncio.create_task(on_event_loop()) if on_event_loop else None
         try:
             yield
         finally:
+            if background is not None:
+                background.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await background
             await app.db.close_async_reads()
 
     api = FastAPI(

@@ -4,12 +4,15 @@ Two loops, each in its own thread so a slow webhook receiver never delays the cl
 - the clock: fire due deadlines, send due reminders, execute due refund attempts;
 - messages: dispatch the outbox into deliveries and e-mails, POST due webhooks, send e-mails.
 Each loop runs again at once while it finds work, and otherwise waits `interval` seconds.
+In `restitution serve` on SQLite the outbox is dispatched on the server's event loop instead
+(`Worker.run_on_event_loop`), where the server makes all its other writes.
 Many workers may share one PostgreSQL: every step claims its rows with
 `FOR UPDATE SKIP LOCKED` (and a lease for network I/O), so nothing is done twice.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,8 +51,21 @@ def messages_tick(app: App) -> int:
 
 
 class Worker:
-    def __init__(self, app: App, interval_seconds: float | None = None) -> None:
+    """The loops in threads. `outbox_on_event_loop`: the outbox is dispatched by
+    `run_on_event_loop` instead, on the server's event loop (`restitution serve` on SQLite,
+    where every write of the server is made on that loop: from a thread of its own, each
+    dispatch made the requests wait for the write lock and for the GIL around it, the write
+    benchmark's p99 76-120 ms against 48-65 ms on the loop; bench/RESULTS.md)."""
+
+    def __init__(
+        self,
+        app: App,
+        interval_seconds: float | None = None,
+        *,
+        outbox_on_event_loop: bool = False,
+    ) -> None:
         self.app = app
+        self.outbox_on_event_loop = outbox_on_event_loop
         self.interval = (
             interval_seconds
             if interval_seconds is not None
@@ -59,8 +75,26 @@ class Worker:
         self._threads: list[threading.Thread] = []
         self.loops: dict[str, Callable[[], int]] = {
             "clock": self._clock,
-            "messages": lambda: messages_tick(self.app),
+            "messages": self._messages,
         }
+
+    def _messages(self) -> int:
+        if self.outbox_on_event_loop:
+            return webhooks.deliver_due(self.app) + emails.send_due(self.app)
+        return messages_tick(self.app)
+
+    async def run_on_event_loop(self) -> None:
+        """Dispatch the outbox, a batch per turn of the running event loop, until stopped or
+        cancelled (with `outbox_on_event_loop`; otherwise there is nothing to do here)."""
+        if not self.outbox_on_event_loop:
+            return
+        while not self._stop.is_set():
+            try:
+                busy = outbox.dispatch(self.app) > 0
+            except Exception:  # as in the threads: log it and try again after the interval
+                log.exception("worker_step_failed", loop="outbox")
+                busy = False
+            await asyncio.sleep(0 if busy else self.interval)
 
     def _clock(self) -> int:
         # A bounded batch per tick: the loop runs again at once while busy, and a stop
