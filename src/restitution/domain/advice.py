@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import lru_cache
 
 from restitution.domain.calendar import add_business_days
@@ -70,26 +70,22 @@ def refund_eta(
     policy: Policy, method: str, from_time: datetime, country: str | None = None
 ) -> Advice:
     days = policy.refund_days_for(method)
-    return _refund_eta(
-        method, days, from_time, from_time.tzinfo, from_time.fold, country or policy.holiday_country
+    arrives_by = add_business_days(from_time, days, country or policy.holiday_country)
+    return Advice(
+        code=REFUND_ETA,
+        message=_refund_eta_message(method, days, arrives_by.date()),
+        data={"method": method, "business_days": days, "expected_by": format_time(arrives_by)},
+        clauses=("F1",),
     )
 
 
 @lru_cache(maxsize=1024)
-def _refund_eta(
-    method: str, days: int, from_time: datetime, tz: object, fold: int, country: str
-) -> Advice:
-    # The date is read in `from_time`'s own zone, hence its tzinfo and fold in the key.
-    arrives_by = add_business_days(from_time, days, country)
-    method_name = method.replace("_", " ")
-    return Advice(
-        code=REFUND_ETA,
-        message=(
-            f"A refund goes back to your {method_name} and should arrive within {days} business "
-            f"days, by {arrives_by.day} {arrives_by:%B %Y}."
-        ),
-        data={"method": method, "business_days": days, "expected_by": format_time(arrives_by)},
-        clauses=("F1",),
+def _refund_eta_message(method: str, days: int, arrives_on: date) -> str:
+    # Kept per day of arrival (read in the asking time's own zone), not per instant asked:
+    # a server asks at a new instant every time.
+    return (
+        f"A refund goes back to your {method.replace('_', ' ')} and should arrive within "
+        f"{days} business days, by {arrives_on.day} {arrives_on:%B %Y}."
     )
 
 
