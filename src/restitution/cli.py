@@ -190,9 +190,10 @@ def serve(
     background = (
         Worker(application, outbox_on_event_loop=application.db.is_sqlite) if sweeper else None
     )
-    api = create_api(
-        application, key, on_event_loop=background.run_on_event_loop if background else None
+    on_event_loop = (
+        background.run_on_event_loop if background and background.outbox_on_event_loop else None
     )
+    api = create_api(application, key, on_event_loop=on_event_loop)
     keep_start_up_out_of_gc()
     if background is not None:
         background.start()
@@ -207,7 +208,8 @@ def serve(
 def keep_start_up_out_of_gc() -> None:
     """What start-up made (modules, the policy, the app, compiled statements) lives as long as
     the process: keep it out of the garbage collector's full passes. Each pass over it took
-    ~80 ms here (~156,000 objects), a stall of every request in flight (bench/RESULTS.md)."""
+    ~80 ms here (~156,000 objects), a stall of every request in flight (bench/RESULTS.md).
+    Frozen objects are never collected: one of them left in a reference cycle later stays."""
     gc.collect()
     gc.freeze()
 

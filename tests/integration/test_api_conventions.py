@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from restitution.api.errors import ERROR_RESPONSES
 from tests.integration.case_steps import FULL_L1, act, ok, open_case, refund_request, usd
 from tests.integration.conftest import Api, order_body
 
@@ -409,6 +410,17 @@ def test_openapi_names_the_bearer_scheme_on_every_operation_that_authenticates(
     assert open_to_all == {("get", "/healthz"), ("get", "/v1/test/clock")}
     assert len(security) > 30  # every other one needs the operator key or a party token
     assert all(security[entry] == [{"HTTPBearer": []}] for entry in security.keys() - open_to_all)
+
+
+def test_openapi_documents_the_error_shape_on_every_operation(api: Api) -> None:
+    document = ok(api.client.get("/openapi.json"))
+    missing = {
+        (method, path): sorted(set(map(str, ERROR_RESPONSES)) - set(operation["responses"]))
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+    }
+
+    assert {entry: codes for entry, codes in missing.items() if codes} == {}
 
 
 def test_healthz_reports_ok(api: Api) -> None:

@@ -4,6 +4,7 @@ out a row twice while it is held, and a rolled-back one leaves its rows to the n
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -14,6 +15,7 @@ from restitution.adapters.db.repository import Repository
 from restitution.services import emails, outbox
 from restitution.services.clock import TestClock
 from restitution.services.context import App
+from tests.integration.conftest import ON_POSTGRES
 
 LEASE_SECONDS = 60
 LEASE = timedelta(seconds=LEASE_SECONDS)
@@ -148,9 +150,34 @@ def test_deliveries_to_enabled_endpoints_are_claimed_once_per_lease(
     _pending_delivery(app, "whd_1")
     _pending_delivery(app, "whd_off", enabled=False)
 
-    # `attempts` is the count before the claim; the endpoint's secret comes with the row.
-    assert _claim_deliveries(app) == [("whd_1", 0, "whsec_whd_1")]
+    # `attempts` counts this claim; the endpoint's secret comes with the row.
+    assert _claim_deliveries(app) == [("whd_1", 1, "whsec_whd_1")]
     assert _claim_deliveries(app) == []
 
     clock.advance(LEASE_SECONDS)
-    assert _claim_deliveries(app) == [("whd_1", 1, "whsec_whd_1")]
+    assert _claim_deliveries(app) == [("whd_1", 2, "whsec_whd_1")]
+
+
+@ON_POSTGRES
+def test_concurrent_claims_skip_the_rows_another_transaction_holds(app: App) -> None:
+    _outbox_rows(app, 5)
+    _pending_emails(app, 3)
+    now = app.clock.now()
+    with app.db.transaction() as holding:
+        held_outbox = messaging.take_outbox(holding, 3, now)
+        held_emails = messaging.claim_due_emails(holding, now, now + LEASE, 2)
+
+        def other_worker() -> tuple[list[str], list[str]]:
+            with app.db.transaction() as conn:
+                conn.exec_driver_sql("SET LOCAL lock_timeout = '5s'")  # never wait on `holding`
+                outbox_rows = messaging.take_outbox(conn, 10, now)
+                emails = messaging.claim_due_emails(conn, now, now + LEASE, 10)
+            return [row.event_id for row in outbox_rows], [row.dedupe_key for row in emails]
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            taken_outbox, taken_emails = pool.submit(other_worker).result(timeout=30)
+
+    assert [row.event_id for row in held_outbox] == ["evt_000", "evt_001", "evt_002"]
+    assert taken_outbox == ["evt_003", "evt_004"]
+    assert [row.dedupe_key for row in held_emails] == ["key_0", "key_1"]
+    assert taken_emails == ["key_2"]

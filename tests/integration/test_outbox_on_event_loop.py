@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from structlog.testing import capture_logs
 
 from restitution.adapters.db import tables as t
 from restitution.adapters.db.repository import Repository
 from restitution.api.app import create_api
+from restitution.services import outbox
 from restitution.services.context import App
 from restitution.services.worker import Worker
 from tests.integration.conftest import OPERATOR_KEY
@@ -30,22 +33,55 @@ def _undispatched(app: App) -> int:
         return int(conn.execute(query).scalar_one())
 
 
-def test_the_outbox_is_left_to_the_event_loop_and_dispatched_there(app: App) -> None:
-    _outbox_rows(app, 45)  # more than a batch on either backend's first turns
-    worker = Worker(app, interval_seconds=3600, outbox_on_event_loop=True)
+ROWS = outbox.BATCH + 5  # more than a batch on either backend
 
-    assert worker.loops["messages"]() == 0  # its thread's step leaves the outbox alone
-    assert _undispatched(app) == 45
 
-    async def serve() -> None:
-        background = asyncio.create_task(worker.run_on_event_loop())
+async def _until_dispatched(app: App, worker: Worker) -> None:
+    """Run the worker's loop work until the outbox is empty (a test fails, never hangs)."""
+
+    async def drained() -> None:
         while _undispatched(app):
             await asyncio.sleep(0)  # the server's other work goes on between batches
+
+    background = asyncio.create_task(worker.run_on_event_loop())
+    try:
+        await asyncio.wait_for(drained(), timeout=30)
+    finally:
         worker.request_stop()
         background.cancel()
 
-    asyncio.run(serve())
+
+def test_the_outbox_is_left_to_the_event_loop_and_dispatched_there(app: App) -> None:
+    _outbox_rows(app, ROWS)
+    worker = Worker(app, interval_seconds=3600, outbox_on_event_loop=True)
+
+    assert worker.loops["messages"]() == 0  # its thread's step leaves the outbox alone
+    assert _undispatched(app) == ROWS
+
+    asyncio.run(_until_dispatched(app, worker))
     assert _undispatched(app) == 0
+    assert worker._wake["messages"].is_set()  # the messages thread is told of the work
+
+
+def test_a_failed_dispatch_on_the_event_loop_is_logged_and_tried_again(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _outbox_rows(app, 3)
+    worker = Worker(app, interval_seconds=0, outbox_on_event_loop=True)
+    dispatch, failures = outbox.dispatch, []
+
+    def failing_once(app: App) -> int:
+        if not failures:
+            failures.append("failed")
+            raise RuntimeError("the database went away")
+        return dispatch(app)
+
+    monkeypatch.setattr(outbox, "dispatch", failing_once)
+    with capture_logs() as logs:
+        asyncio.run(_until_dispatched(app, worker))
+
+    assert failures == ["failed"] and _undispatched(app) == 0
+    assert [entry["event"] for entry in logs] == ["worker_step_failed"]
 
 
 def test_a_worker_without_the_event_loop_dispatches_from_its_thread(app: App) -> None:

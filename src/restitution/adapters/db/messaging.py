@@ -43,13 +43,19 @@ _CASE_DEADLINE = Prepared(select(t.cases.c.deadline).where(t.cases.c.id == bindp
 _REFUND_FOR_CASE = Prepared(select(t.refunds).where(t.refunds.c.case_id == bindparam("case_id")))
 
 # Statements of every worker tick, busy or idle.
-_e, _d, _m = t.webhook_endpoints.c, t.webhook_deliveries.c, t.emails.c
-_ENABLED_ENDPOINTS = Prepared(select(_e.id, _e.events).where(_e.enabled.is_(True)))
+_endpoint, _delivery, _email = t.webhook_endpoints.c, t.webhook_deliveries.c, t.emails.c
+_ENABLED_ENDPOINTS = Prepared(
+    select(_endpoint.id, _endpoint.events).where(_endpoint.enabled.is_(True))
+)
 _due_deliveries = (
-    select(t.webhook_deliveries, _e.url, _e.secret)
-    .join(t.webhook_endpoints, _e.id == _d.endpoint_id)
-    .where(_d.status == "pending", _d.next_attempt_at <= bindparam("now"), _e.enabled.is_(True))
-    .order_by(_d.next_attempt_at, _d.id)
+    select(t.webhook_deliveries, _endpoint.url, _endpoint.secret)
+    .join(t.webhook_endpoints, _endpoint.id == _delivery.endpoint_id)
+    .where(
+        _delivery.status == "pending",
+        _delivery.next_attempt_at <= bindparam("now"),
+        _endpoint.enabled.is_(True),
+    )
+    .order_by(_delivery.next_attempt_at, _delivery.id)
     .limit(bindparam("limit"))
 )
 _DUE_DELIVERIES = Prepared(_due_deliveries)
@@ -58,24 +64,24 @@ _DUE_DELIVERIES_SKIP_LOCKED = Prepared(
 )
 _LEASE_DELIVERY = Prepared(
     update(t.webhook_deliveries)
-    .where(_d.id == bindparam("delivery_id"))
-    .values(attempts=_d.attempts + 1, next_attempt_at=bindparam("lease"))
+    .where(_delivery.id == bindparam("delivery_id"))
+    .values(attempts=_delivery.attempts + 1, next_attempt_at=bindparam("lease"))
 )
 
 
 def _claim_emails(skip_locked: bool) -> Prepared:
     due = (
-        select(_m.id)
-        .where(_m.status == "pending", _m.next_attempt_at <= bindparam("now"))
-        .order_by(_m.next_attempt_at, _m.id)
+        select(_email.id)
+        .where(_email.status == "pending", _email.next_attempt_at <= bindparam("now"))
+        .order_by(_email.next_attempt_at, _email.id)
         .limit(bindparam("limit"))
     )
     if skip_locked:
         due = due.with_for_update(skip_locked=True)
     return Prepared(
         update(t.emails)
-        .where(_m.id.in_(due))
-        .values(attempts=_m.attempts + 1, next_attempt_at=bindparam("lease"))
+        .where(_email.id.in_(due))
+        .values(attempts=_email.attempts + 1, next_attempt_at=bindparam("lease"))
         .returning(*t.emails.c)
     )
 
@@ -225,15 +231,15 @@ def claim_due_deliveries(
     conn: Connection, now: datetime, lease_until: datetime, limit: int
 ) -> list[Any]:
     """Pending deliveries due by `now` to enabled endpoints (with the endpoint's url and
-    secret), their attempts counted and leased until `lease_until`. `attempts` in the rows
-    returned is the count before this claim."""
+    secret), the earliest due up to `limit`, their attempts counted and leased until
+    `lease_until`. `attempts` in the rows returned counts this claim (as for e-mails)."""
     due = _DUE_DELIVERIES_SKIP_LOCKED if _skips_locked(conn) else _DUE_DELIVERIES
     rows = due.all(conn, {"now": now, "limit": limit})
     if rows:
         _LEASE_DELIVERY.run_many(
             conn, [{"delivery_id": row.id, "lease": lease_until} for row in rows]
         )
-    return rows
+    return [row._replace(attempts=row.attempts + 1) for row in rows]
 
 
 def finish_delivery_attempt(conn: Connection, delivery_id: str, values: dict[str, Any]) -> bool:
