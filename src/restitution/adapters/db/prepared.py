@@ -287,12 +287,14 @@ def run_together(
 ) -> list[int]:
     """Run each statement for its rows, in order; the number of rows each changed.
 
-    On PostgreSQL, with at most `ROWS_TOGETHER` rows in all, in ONE round trip (`_together`):
+    On PostgreSQL, with two to `ROWS_TOGETHER` rows in all, in ONE round trip (`_together`):
     a round trip cost this process ~25 µs of CPU, half of it the kernel's, and the server
     about as much (bench/RESULTS.md), more than a small statement itself. Otherwise each
-    statement runs on its own, for all its rows at once (`run_many`; SQLite is in process).
+    statement runs on its own, for all its rows at once (`run_many`; SQLite is in process;
+    a single row keeps the statement the server has prepared).
     """
-    if conn.dialect.name != "postgresql" or sum(len(rows) for _, rows in work) > ROWS_TOGETHER:
+    total = sum(len(rows) for _, rows in work)
+    if conn.dialect.name != "postgresql" or not 1 < total <= ROWS_TOGETHER:
         return [_run_rows(conn, statement, rows) for statement, rows in work]
     cursor = _together(conn, [(statement, row) for statement, rows in work for row in rows])
     counts = []
