@@ -17,7 +17,7 @@ from restitution.adapters.db import tables as t
 from restitution.adapters.db.prepared import Prepared, all_together, run_together
 from restitution.adapters.db.repository import Repository
 from tests.integration.case_steps import act, get_case, open_case, usd
-from tests.integration.conftest import Api
+from tests.integration.conftest import ON_POSTGRES, Api
 
 _INSERT = Prepared(
     insert(t.outbox), columns=["event_id", "type", "payload", "created_at", "next_attempt_at"]
@@ -141,3 +141,17 @@ def test_an_action_on_a_case_changed_since_it_was_read_is_a_conflict(api: Api) -
         before["offers"],
         before["version"],
     )
+
+
+@ON_POSTGRES
+@pytest.mark.parametrize("plan_each_check", [False, True])
+def test_a_batch_plans_each_foreign_key_check_only_when_asked(
+    api: Api, plan_each_check: bool
+) -> None:
+    at = datetime(2026, 3, 6, 10, 0, tzinfo=UTC)
+    with api.app.db.transaction() as conn:
+        repo = Repository(conn)
+        with repo.batched_writes(plan_each_check=plan_each_check):
+            repo.add_outbox_rows([("evt_1", "case.opened", {}, at)])
+        mode = conn.exec_driver_sql("SHOW plan_cache_mode").scalar()
+    assert mode == ("force_custom_plan" if plan_each_check else "auto")

@@ -241,14 +241,15 @@ class Repository:
             self._batch[statement].append(params)
 
     @contextmanager
-    def batched_writes(self) -> Iterator[None]:
+    def batched_writes(self, *, plan_each_check: bool = False) -> Iterator[None]:
         """Collect what the actions recorded inside write, and send it when they are done
         (inside another batch: part of that one). The cases' updates first, at once: the
         optimistic check holds for the batch as a whole, and when any case changed since it
         was read, Conflict, and the caller's transaction is rolled back. Then the rest, in
         the order one action writes it (`_BATCH_ORDER`), together (`run_together`: one
         round trip on PostgreSQL). Each case may change once, and only cases read for
-        writing (their last events known)."""
+        writing (their last events known). `plan_each_check`: see below (PostgreSQL; for
+        batches of many cases, the sweeper's)."""
         if self._batch is not None:
             yield
             return
@@ -265,7 +266,7 @@ class Repository:
                 "concurrent_update", "the case changed meanwhile; reload it and try again"
             )
         rest = [(statement, rows) for statement, rows in batch.items() if rows]
-        if self.is_postgres:
+        if plan_each_check and self.is_postgres:
             # Each row's foreign keys are checked with a plan PostgreSQL keeps per session,
             # made once; made while `refunds` was small (and left so until an ANALYZE), it
             # scans the whole table for every refund attempt. Planned for each check, the
