@@ -1,6 +1,7 @@
 """Statements sent together (prepared.py: `run_together`, `all_together`; on PostgreSQL one
-round trip, the values as literals) write and read exactly what they would one by one, and
-an action's writes are collected by `Repository.batched_writes` and sent when it ends."""
+round trip: writes as one statement, reads as one message with their values as literals)
+write and read exactly what they would one by one, and an action's writes are collected by
+`Repository.batched_writes` and sent when it ends."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from restitution.adapters.db import prepared
 from restitution.adapters.db import tables as t
 from restitution.adapters.db.prepared import Prepared, all_together, run_together
 from restitution.adapters.db.repository import Repository
-from tests.integration.case_steps import act, get_case, open_case, usd
+from tests.integration.case_steps import act, get_case, ok, open_case, usd
 from tests.integration.conftest import ON_POSTGRES, Api
 
 _INSERT = Prepared(
@@ -48,19 +49,33 @@ def _rows(count: int, at: datetime) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("count", [3, prepared.ROWS_TOGETHER + 5])  # together, or not
-def test_statements_run_together_write_in_order_and_count_each(api: Api, count: int) -> None:
+def test_statements_run_together_write_what_each_would_and_count_each(api: Api, count: int) -> None:
     at = datetime(2026, 3, 6, 10, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2)))
-    rows = _rows(count, at)
+    earlier, rows = _rows(1, at), _rows(count + 1, at)[1:]
+    with api.app.db.transaction() as conn:
+        run_together(conn, [(_INSERT, earlier)])
     retype = [{"_event_id": "evt_000", "type": "retyped"}, {"_event_id": "missing", "type": "x"}]
     with api.app.db.transaction() as conn:
         counts = run_together(conn, [(_INSERT, rows), (_RETYPE, retype), (_RETYPE, [])])
-    assert counts == [count, 1, 0]  # the UPDATE ran after the INSERT it changes
+    assert counts == [count, 1, 0]
     with api.app.db.transaction(write=False) as conn:
         stored = conn.execute(select(t.outbox).order_by(t.outbox.c.event_id)).all()
     assert [(row.type, row.payload, row.created_at) for row in stored] == [
         ("retyped" if n == 0 else row["type"], row["payload"], at.astimezone(UTC))
-        for n, row in enumerate(rows)
+        for n, row in enumerate(earlier + rows)
     ]
+
+
+def test_a_counter_offer_clears_the_old_deadline_and_keeps_its_new_one(api: Api) -> None:
+    case_id = open_case(api)["id"]
+    ok(act(api, "seller", "s_1", case_id, "offers", kind="refund", amount=usd(1000)))
+    with api.app.db.transaction(write=False) as conn:
+        deadlines = conn.execute(
+            select(t.deadlines.c.kind, t.deadlines.c.cleared_at.is_(None))
+            .where(t.deadlines.c.case_id == case_id)
+            .order_by(t.deadlines.c.id)
+        ).all()
+    assert [tuple(row) for row in deadlines] == [("D1", False), ("D2", True)]
 
 
 def test_reads_together_give_each_read_its_own_rows(api: Api) -> None:

@@ -265,14 +265,13 @@ class Repository:
             raise Conflict(
                 "concurrent_update", "the case changed meanwhile; reload it and try again"
             )
-        rest = [(statement, rows) for statement, rows in batch.items() if rows]
         if plan_each_check and self.is_postgres:
             # Each row's foreign keys are checked with a plan PostgreSQL keeps per session,
             # made once; made while `refunds` was small (and left so until an ANALYZE), it
             # scans the whole table for every refund attempt. Planned for each check, the
             # lookups stay on the primary keys however fast the tables grow.
-            rest.insert(0, (_FORCE_CUSTOM_PLANS, [{}]))
-        run_together(self.conn, rest)
+            _FORCE_CUSTOM_PLANS.run(self.conn)
+        run_together(self.conn, [(statement, rows) for statement, rows in batch.items() if rows])
 
     # ------------------------------------------------------------------ orders
 
