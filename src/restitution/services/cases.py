@@ -91,9 +91,10 @@ def open_case(app: App, principal: Principal, command: OpenCase) -> Case:
             actor=Actor("buyer", order.buyer_id),
             ctx=ctx,
         )
-        repo.insert_case(result.case, {v.line_id: v.max_refund.amount for v in verdicts})
-        claim_attachments(repo, principal, command.attachments, result.case.id)
-        record(app, repo, None, result)
+        with repo.batched_writes():  # the case and its lines at once, the rest together
+            repo.insert_case(result.case, {v.line_id: v.max_refund.amount for v in verdicts})
+            claim_attachments(repo, principal, command.attachments, result.case.id)
+            record(app, repo, None, result)
     return result.case
 
 

@@ -86,7 +86,7 @@ def _fire_rows(app: App, repo: Repository, rows: list[Any]) -> list[Case]:
     }
     repo.load_orders({case.order_id for case in cases.values()})
     moved: dict[str, Case] = {}
-    with repo.batched_writes():
+    with repo.batched_writes(plan_each_check=True):
         for row in rows:
             case = cases.get(row.case_id)
             after = _fire(app, repo, row, case)

@@ -39,7 +39,19 @@ def record(
 ) -> Recorded:
     """Write what one action changed (or several in a row, each from the case the previous
     one left): the case once, as the last left it; each event, hash-chained; the refund
-    grant (`refund`, if already worked out by `new_refund`); the outbox rows."""
+    grant (`refund`, if already worked out by `new_refund`); the outbox rows. All sent
+    together when they are known (`Repository.batched_writes`)."""
+    with repo.batched_writes():
+        return _record(app, repo, before, results, refund)
+
+
+def _record(
+    app: App,
+    repo: Repository,
+    before: Case | None,
+    results: tuple[Result, ...],
+    refund: dict[str, Any] | None,
+) -> Recorded:
     after = results[-1].case
     if before is not None:
         repo.update_case(before, after)
@@ -64,7 +76,6 @@ def record(
         if case.is_resolved and (previous is None or not previous.is_resolved):
             outbox.append(outbox_row(app.new_id("evt"), "case.resolved", case, at))
         previous = case
-    # The outbox rows, written together in one statement once all are known.
     repo.add_outbox_rows(outbox)
     return Recorded(after, stored)
 

@@ -41,7 +41,13 @@ RETRY_CAP = timedelta(hours=1)
 def record_settling(app: App, repo: Repository, before: Case, result: Result) -> Recorded:
     """Record an action; when it grants a refund that a gateway keeping its books in this
     database (the ledger) settles, settle it in the same transaction: one attempt, keyed
-    like any other, and the case written once, resolved."""
+    like any other, and the case written once, resolved. All written together
+    (`Repository.batched_writes`)."""
+    with repo.batched_writes():
+        return _record_settling(app, repo, before, result)
+
+
+def _record_settling(app: App, repo: Repository, before: Case, result: Result) -> Recorded:
     gateway = app.refund_gateway
     if gateway is None or not gateway.settles_in_transaction:
         return record(app, repo, before, result)

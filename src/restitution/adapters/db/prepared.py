@@ -11,7 +11,8 @@ A prepared statement names all its parameters with `bindparam` (or, for an INSER
 `columns`); it has no expanding `IN` lists. Anything else goes through `Connection.execute`.
 Many rows of an INSERT (and, on PostgreSQL, of an UPDATE) are sent as a few statements of
 many rows each: one round trip, and one statement for the server to run, per
-`ROWS_PER_STATEMENT` rows.
+`ROWS_PER_STATEMENT` rows. On PostgreSQL the few statements of one action (`run_together`)
+or of one read (`all_together`) go in one round trip.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from sqlalchemy.sql.dml import UpdateBase
 
 Processor = Callable[[Any], Any] | None
 ROWS_PER_STATEMENT = 500
+# At most this many rows in all: `run_together` sends them to PostgreSQL in one round trip.
+ROWS_TOGETHER = 50
 _NAMED = re.compile(r"%\((\w+)\)s")  # a pyformat parameter, `%(name)s`
 _MODIFIERS = re.compile(r"\(.*?\)")  # a type's length, precision...
 
@@ -80,21 +83,22 @@ class _ManyRows:
             numbered=True,
         )
 
-    def sql(self, rows: int) -> str:
-        """The statement for `rows` rows. Only the full chunk's text is kept: every other
-        count would be kept too, up to ~100 MB of SQL text in a long-running worker."""
-        sql = self._sql.get(rows)
+    def sql(self, rows: int, first: int = 1) -> str:
+        """The statement for `rows` rows, its numbered parameters from `first` on. Only the
+        full chunk's text is kept: every other count would be kept too, up to ~100 MB of SQL
+        text in a long-running worker."""
+        sql = self._sql.get(rows) if first == 1 else None
         if sql is None:
             if self.numbered:
                 width = len(self.order)
                 groups = [
-                    self.group.format(*range(r * width + 1, (r + 1) * width + 1))
+                    self.group.format(*range(first + r * width, first + (r + 1) * width))
                     for r in range(rows)
                 ]
             else:
                 groups = [self.group] * rows
             sql = f"{self.head}{', '.join(groups)}{self.tail}"
-            if rows == ROWS_PER_STATEMENT:
+            if rows == ROWS_PER_STATEMENT and first == 1:
                 self._sql[rows] = sql
         return sql
 
@@ -277,3 +281,72 @@ class Prepared:
             value if process is None or value is None else process(value)
             for process, value in zip(form.results, raw, strict=True)
         )
+
+
+def run_together(
+    conn: Connection, work: Sequence[tuple[Prepared, Sequence[Mapping[str, Any]]]]
+) -> list[int]:
+    """Run each statement for its rows, in order; the number of rows each changed.
+
+    On PostgreSQL, with two to `ROWS_TOGETHER` rows in all, as ONE statement: each
+    statement's rows (an INSERT or UPDATE of many rows, `_ManyRows`) a data-modifying `WITH`
+    query, the main query counting their rows. A round trip cost this process ~25 µs of
+    CPU, half of it the kernel's, and the server about as much (bench/RESULTS.md), more than
+    a small statement itself; and one statement is parsed and planned once (psycopg prepares
+    a text run a few times on the server, at most `prepared_max` per connection; an action
+    of one kind always sends the same text).
+    The parts of one statement see the same snapshot, not each other's rows (each action
+    writes each row once: `Repository.batched_writes`); foreign keys are checked at its end.
+    Otherwise each statement runs on its own, for all its rows at once (`run_many`; SQLite
+    is in process; a single row keeps the statement the server has prepared).
+    """
+    total = sum(len(rows) for _, rows in work)
+    if conn.dialect.name != "postgresql" or not 1 < total <= ROWS_TOGETHER:
+        return [_run_rows(conn, statement, rows) for statement, rows in work]
+    parts: list[str] = []
+    params: list[Any] = []
+    for statement, rows in work:
+        if not rows:
+            continue
+        form = statement._form(conn.dialect)
+        if form.many is None:
+            raise ValueError(f"not an INSERT or UPDATE of many rows: {form.sql}")
+        parts.append(f"w{len(parts)} AS ({form.many.sql(len(rows), len(params) + 1)} RETURNING 1)")
+        for row in rows:
+            values = statement._values(form, row)
+            params += [values[at] for at in form.many.order]
+    counted = ", ".join(f"(SELECT count(*) FROM w{n})" for n in range(len(parts)))
+    cursor = psycopg.RawCursor(conn.connection.driver_connection)  # type: ignore[arg-type]
+    cursor.execute(f"WITH {', '.join(parts)} SELECT {counted}", params)
+    found = iter(cursor.fetchone() or ())
+    cursor.close()
+    return [next(found) if rows else 0 for _, rows in work]
+
+
+def all_together(
+    conn: Connection, reads: Sequence[tuple[Prepared, Mapping[str, Any]]]
+) -> list[list[Any]]:
+    """The rows of each read, in order. On PostgreSQL in one round trip: the statements as
+    one message, each with its values as literals (psycopg's own quoting,
+    `ClientCursor.mogrify`)."""
+    if conn.dialect.name != "postgresql":
+        return [statement.all(conn, params) for statement, params in reads]
+    cursor = psycopg.ClientCursor(conn.connection.driver_connection)  # type: ignore[arg-type]
+    script = []
+    for statement, params in reads:
+        form = statement._form(conn.dialect)
+        script.append(cursor.mogrify(form.sql, statement._bound(form, params)))
+    cursor.execute(";\n".join(script))
+    found = []
+    for statement, _ in reads:
+        form = statement._form(conn.dialect)
+        found.append([statement._row(form, raw) for raw in cursor.fetchall()])
+        cursor.nextset()
+    cursor.close()
+    return found
+
+
+def _run_rows(conn: Connection, statement: Prepared, rows: Sequence[Mapping[str, Any]]) -> int:
+    if not rows:
+        return 0
+    return statement.run(conn, rows[0]) if len(rows) == 1 else statement.run_many(conn, rows)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, exists, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, exists, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from restitution.adapters.db import tables as t
@@ -20,7 +20,7 @@ from restitution.adapters.db.codec import (
     order_to_row,
 )
 from restitution.adapters.db.engine import Database
-from restitution.adapters.db.prepared import Prepared
+from restitution.adapters.db.prepared import Prepared, all_together, run_together
 from restitution.domain.cases import Case, Event
 from restitution.domain.errors import Conflict
 from restitution.domain.history import GENESIS_HASH, ChainedEvent, format_time, jsonable
@@ -163,6 +163,8 @@ _SET_REFUND_STATUS = Prepared(
     update(t.refunds).where(t.refunds.c.id == bindparam("refund_id")),
     columns=["status", "updated_at"],
 )
+# PostgreSQL: foreign keys checked with plans made for each check (`batched_writes`).
+_FORCE_CUSTOM_PLANS = Prepared(text("SET LOCAL plan_cache_mode = force_custom_plan"))
 # What recording an action writes, in the order it writes it (keys before the rows that
 # refer to them; a case's deadlines cleared before its new one is inserted): the order in
 # which `batched_writes` sends each statement's rows.
@@ -239,35 +241,37 @@ class Repository:
             self._batch[statement].append(params)
 
     @contextmanager
-    def batched_writes(self) -> Iterator[None]:
-        """Collect what the actions recorded inside write, and send it when they are done:
-        each statement's rows at once (`Prepared.run_many`), statements in the order one
-        action writes them (`_BATCH_ORDER`). Each case may change once, and only cases read
-        for writing (their last events known). The optimistic check holds for the batch as
-        a whole: when any case changed since it was read, Conflict, and the caller's
-        transaction is rolled back."""
+    def batched_writes(self, *, plan_each_check: bool = False) -> Iterator[None]:
+        """Collect what the actions recorded inside write, and send it when they are done
+        (inside another batch: part of that one). The cases' updates first, at once: the
+        optimistic check holds for the batch as a whole, and when any case changed since it
+        was read, Conflict, and the caller's transaction is rolled back. Then the rest, in
+        the order one action writes it (`_BATCH_ORDER`), together (`run_together`: one
+        round trip on PostgreSQL). Each case may change once, and only cases read for
+        writing (their last events known). `plan_each_check`: see below (PostgreSQL; for
+        batches of many cases, the sweeper's)."""
+        if self._batch is not None:
+            yield
+            return
         batch = self._batch = {statement: [] for statement in _BATCH_ORDER}
         try:
             yield
         finally:
             self._batch = None
-        updates = batch[_UPDATE_CASE]
+        updates = batch.pop(_UPDATE_CASE)
         if len({row["_case_id"] for row in updates}) != len(updates):
             raise ValueError("a batch of writes changes each case at most once")
-        if self.is_postgres:
+        if updates and run_together(self.conn, [(_UPDATE_CASE, updates)]) != [len(updates)]:
+            raise Conflict(
+                "concurrent_update", "the case changed meanwhile; reload it and try again"
+            )
+        if plan_each_check and self.is_postgres:
             # Each row's foreign keys are checked with a plan PostgreSQL keeps per session,
             # made once; made while `refunds` was small (and left so until an ANALYZE), it
             # scans the whole table for every refund attempt. Planned for each check, the
             # lookups stay on the primary keys however fast the tables grow.
-            self.conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
-        for statement, rows in batch.items():
-            if not rows:
-                continue
-            changed = statement.run_many(self.conn, rows)
-            if statement is _UPDATE_CASE and changed != len(rows):
-                raise Conflict(
-                    "concurrent_update", "a case changed meanwhile; reload it and try again"
-                )
+            _FORCE_CUSTOM_PLANS.run(self.conn)
+        run_together(self.conn, [(statement, rows) for statement, rows in batch.items() if rows])
 
     # ------------------------------------------------------------------ orders
 
@@ -303,14 +307,17 @@ class Repository:
         """The case; `for_write` also reads its last event in the same statement, for the
         action about to be recorded (`append_event` then needs no query of its own)."""
         key = {"case_id": case_id}
-        row = (_GET_CASE_FOR_WRITE if for_write else _GET_CASE).first(self.conn, key)
-        if row is None:
+        head = _GET_CASE_FOR_WRITE if for_write else _GET_CASE
+        found, lines, offers = all_together(
+            self.conn, [(head, key), (_CASE_LINES, key), (_CASE_OFFERS, key)]
+        )
+        if not found:
             return None
+        row = found[0]
         if for_write:
             self._know_tail(row)
-        lines = _CASE_LINES.all(self.conn, key)
         self._refundables[case_id] = [(line.line_id, line.refundable_amount) for line in lines]
-        return case_from_rows(row, lines, _CASE_OFFERS.all(self.conn, key))
+        return case_from_rows(row, lines, offers)
 
     def _know_tail(self, row: Any) -> None:
         """Remember the last event of a case read with `_CASES_FOR_WRITE`."""
@@ -405,22 +412,21 @@ class Repository:
 
     def insert_case(self, case: Case, line_refundables: dict[str, int]) -> None:
         try:
-            _INSERT_CASE.run(self.conn, case_to_row(case))
-            _INSERT_CASE_LINE.run_many(
-                self.conn,
-                [
-                    {
-                        "case_id": case.id,
-                        "line_id": line.line_id,
-                        "order_id": case.order_id,
-                        "quantity": line.quantity,
-                        "position": position,
-                        "refundable_amount": line_refundables[line.line_id],
-                        "granted_amount": 0,
-                        "is_open": True,
-                    }
-                    for position, line in enumerate(case.lines)
-                ],
+            lines = [
+                {
+                    "case_id": case.id,
+                    "line_id": line.line_id,
+                    "order_id": case.order_id,
+                    "quantity": line.quantity,
+                    "position": position,
+                    "refundable_amount": line_refundables[line.line_id],
+                    "granted_amount": 0,
+                    "is_open": True,
+                }
+                for position, line in enumerate(case.lines)
+            ]
+            run_together(
+                self.conn, [(_INSERT_CASE, [case_to_row(case)]), (_INSERT_CASE_LINE, lines)]
             )
         except self.conn.dialect.dbapi.IntegrityError as exc:  # type: ignore[union-attr]
             raise Conflict(
@@ -434,15 +440,11 @@ class Repository:
         self._sync_deadline(None, case)
 
     def update_case(self, before: Case, after: Case) -> None:
-        """Write `after` if nobody changed the case since `before` was read (optimistic lock)."""
+        """Write `after` if nobody changed the case since `before` was read (optimistic lock,
+        checked when the batch is written: `batched_writes`)."""
+        assert self._batch is not None, "a case is updated in a batch of writes"
         params = {**case_to_row(after), "_case_id": before.id, "_read_version": before.version}
-        if self._batch is not None:
-            self._batch[_UPDATE_CASE].append(params)  # checked when the batch is written
-        elif _UPDATE_CASE.run(self.conn, params) != 1:
-            self._tails.pop(before.id, None)
-            raise Conflict(
-                "concurrent_update", "the case changed meanwhile; reload it and try again"
-            )
+        self._batch[_UPDATE_CASE].append(params)
         tail = self._tails.pop(before.id, None)
         if tail is not None and tail.version == before.version:
             # Nobody wrote the case since `tail` was known, so nobody wrote an event either.
@@ -525,18 +527,8 @@ class Repository:
     # ------------------------------------------------------------------ events
 
     def append_event(self, case_id: str, event_id: str, event: Event) -> StoredEvent:
-        tail = self._tails.get(case_id)
-        if tail is not None:
-            seq, prev_hash = tail.seq, tail.hash
-        else:
-            assert self._batch is None, "a batch appends events to cases read for writing"
-            last = self.conn.execute(
-                select(t.events.c.seq, t.events.c.hash)
-                .where(t.events.c.case_id == case_id)
-                .order_by(t.events.c.seq.desc())
-                .limit(1)
-            ).first()
-            seq, prev_hash = (last.seq, last.hash) if last else (0, GENESIS_HASH)
+        tail = self._tails[case_id]  # the case was read for writing, or inserted
+        seq, prev_hash = tail.seq, tail.hash
         chained = ChainedEvent(
             id=event_id,
             case_id=case_id,
@@ -566,8 +558,7 @@ class Repository:
                 "hash": digest,
             },
         )
-        if tail is not None:
-            self._tails[case_id] = _Tail(tail.version, chained.seq, digest)
+        self._tails[case_id] = _Tail(tail.version, chained.seq, digest)
         return StoredEvent(chained, digest)
 
     def case_events(self, case_id: str) -> list[StoredEvent]:
