@@ -113,6 +113,13 @@ orders = Table(
     Column("lines", JSON, nullable=False),
     _ts("created_at", nullable=False),
     _ts("updated_at", nullable=False),
+    # The worker's return-window reminders look for orders delivered in a recent span (0006).
+    Index(
+        "ix_orders_delivered",
+        "delivered_at",
+        postgresql_where=text("delivered_at IS NOT NULL"),
+        sqlite_where=text("delivered_at IS NOT NULL"),
+    ),
 )
 
 cases = Table(
