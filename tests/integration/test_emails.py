@@ -108,3 +108,29 @@ def test_templates_render_in_english_for_unknown_locales() -> None:
     email = render("action_required", "xx-invalid", {**context, "case_url": "u"})
     assert email.subject == "Case case_1: the seller has answered"
     assert email.body.startswith("Hello,")
+
+
+def test_a_dispatch_reads_contacts_and_deadlines_once_for_its_batch(
+    api: Api, inbox: list[EmailMessage], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = open_with_contacts(api)
+    api.put_order("o_2", **CONTACTS)
+    second = ok(api.open_case(order_id="o_2"), 201)
+    seller(api, first["id"], "reject", reason="It left us intact.")
+
+    def per_event(*_: object) -> None:
+        raise AssertionError("read for one event: the batch's reads should have had it")
+
+    monkeypatch.setattr(emails, "get_contact", per_event)
+    monkeypatch.setattr(emails.db, "case_deadline", per_event)
+    assert send(api) == 3
+
+    assert sorted(m["To"] for m in inbox) == [
+        "buyer@example.com",  # the first case was rejected: the buyer's turn
+        "seller@example.com",  # each new case: the seller's turn, by its deadline
+        "seller@example.com",
+    ]
+    subjects = " ".join(m["Subject"] for m in inbox)
+    assert str(first["id"]) in subjects and str(second["id"]) in subjects
+    to_seller = [m.get_content() for m in inbox if m["To"] == "seller@example.com"]
+    assert all("Europe/Berlin" in body for body in to_seller)  # the case's deadline, read ahead

@@ -7,6 +7,7 @@ over SMTP (`RESTITUTION_SMTP_URL`) or, without it, written to the log and marked
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -17,7 +18,7 @@ from sqlalchemy import Connection
 from restitution.adapters.db import messaging as db
 from restitution.adapters.notify.email import DEFAULT_LOCALE, render
 from restitution.services.context import App
-from restitution.services.parties import get_contact
+from restitution.services.parties import PartyContact, get_contact, get_contacts
 from restitution.services.ports import OutgoingEmail
 from restitution.services.retry import backoff
 
@@ -84,16 +85,45 @@ def recipients(event_type: str, data: dict[str, Any]) -> list[Recipient]:
     return []
 
 
+@dataclass(frozen=True)
+class Known:
+    """What the e-mails of a batch of outbox events need from the database (the recipients'
+    contacts, the cases' deadlines), read in two statements rather than two per event."""
+
+    contacts: dict[tuple[str, str], PartyContact]
+    deadlines: dict[str, Any]
+
+
+def known_for_events(conn: Connection, events: Sequence[tuple[str, dict[str, Any]]]) -> Known:
+    """`Known` for these (event type, data) pairs, as `queue_for_event` will ask."""
+    parties: set[tuple[str, str]] = set()
+    case_ids: set[str] = set()
+    for event_type, data in events:
+        to = recipients(event_type, data)
+        parties.update((r.role, r.party_id) for r in to if r.role != "mediator")
+        if to and data.get("deadline") is None and data.get("case_id") is not None:
+            case_ids.add(str(data["case_id"]))
+    return Known(get_contacts(conn, parties), db.case_deadlines(conn, case_ids))
+
+
 def queue_for_event(
-    app: App, conn: Connection, event_id: str, event_type: str, data: dict[str, Any]
+    app: App,
+    conn: Connection,
+    event_id: str,
+    event_type: str,
+    data: dict[str, Any],
+    known: Known | None = None,
 ) -> int:
-    """Write the e-mails an outbox event asks for; returns how many were written."""
+    """Write the e-mails an outbox event asks for; returns how many were written. `known`:
+    read ahead for a batch of events (else each is read here)."""
     written = 0
     to = recipients(event_type, data)
-    context = _case_context(app, conn, event_type, data) if to else {}
+    context = _case_context(app, conn, event_type, data, known) if to else {}
     for recipient in to:
         key = f"{event_id}:{recipient.role}:{recipient.party_id}"
-        written += queue(app, conn, recipient, key, context, case_id=data.get("case_id"))
+        written += queue(
+            app, conn, recipient, key, context, case_id=data.get("case_id"), known=known
+        )
     return written
 
 
@@ -105,12 +135,17 @@ def queue(
     context: dict[str, Any],
     *,
     case_id: str | None = None,
+    known: Known | None = None,
 ) -> int:
     """One e-mail row, if an address is known (else a log line) and not written before."""
     if recipient.role == "mediator":
         address, locale, name, zone = app.settings.mediator_email, None, None, None
     else:
-        contact = get_contact(conn, recipient.role, recipient.party_id)
+        contact = (
+            known.contacts.get((recipient.role, recipient.party_id))
+            if known is not None
+            else get_contact(conn, recipient.role, recipient.party_id)
+        )
         address = contact.email if contact else None
         locale = contact.locale if contact else None
         name = contact.name if contact else None
@@ -147,7 +182,7 @@ def queue(
 
 
 def _case_context(
-    app: App, conn: Connection, event_type: str, data: dict[str, Any]
+    app: App, conn: Connection, event_type: str, data: dict[str, Any], known: Known | None
 ) -> dict[str, Any]:
     base = app.settings.public_url.rstrip("/")
     case_id = data.get("case_id")
@@ -163,7 +198,9 @@ def _case_context(
     }
     deadline = data.get("deadline")
     if deadline is None and case_id is not None:
-        deadline = db.case_deadline(conn, case_id)
+        deadline = (
+            known.deadlines.get(case_id) if known is not None else db.case_deadline(conn, case_id)
+        )
     if deadline:
         context["deadline_due_at"] = deadline.get("due_at")
         context["deadline_auto"] = deadline.get("auto", True)

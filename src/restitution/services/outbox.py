@@ -35,6 +35,7 @@ def dispatch(app: App, *, limit: int | None = None) -> int:
         if not rows:
             return 0
         endpoints = enabled_endpoints(conn)
+        known = emails.known_for_events(conn, [(row.type, dict(row.payload)) for row in rows])
         deliveries: list[dict[str, Any]] = []
         for row in rows:
             payload = {
@@ -58,7 +59,7 @@ def dispatch(app: App, *, limit: int | None = None) -> int:
                             "created_at": now,
                         }
                     )
-            emails.queue_for_event(app, conn, row.event_id, row.type, dict(row.payload))
+            emails.queue_for_event(app, conn, row.event_id, row.type, dict(row.payload), known)
         if deliveries:
             insert_deliveries(conn, deliveries)
     return len(rows)

@@ -7,7 +7,7 @@ workers skip rows another one holds (`FOR UPDATE SKIP LOCKED`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -268,6 +268,15 @@ def case_deadline(conn: Connection, case_id: str) -> Any:
     """The case's current deadline (a JSON object), or None."""
     row = _CASE_DEADLINE.first(conn, {"case_id": case_id})
     return row.deadline if row is not None else None
+
+
+def case_deadlines(conn: Connection, case_ids: Collection[str]) -> dict[str, Any]:
+    """Each case's current deadline (a JSON object, or None), by case id; one statement."""
+    if not case_ids:
+        return {}
+    c = t.cases.c
+    rows = conn.execute(select(c.id, c.deadline).where(c.id.in_(list(case_ids))))
+    return {row.id: row.deadline for row in rows}
 
 
 def refund_for_case(conn: Connection, case_id: str) -> Any:

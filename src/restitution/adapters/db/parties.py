@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
 from restitution.adapters.db import tables as t
@@ -32,6 +33,15 @@ def upsert_party(
             )
     except IntegrityError:  # a concurrent writer created it first
         conn.execute(update(t.parties).where(*key).values(**values, updated_at=now))
+
+
+def find_parties(conn: Connection, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+    """The rows of the parties with these (role, party_id) keys, by key; one statement."""
+    if not keys:
+        return {}
+    p = t.parties.c
+    rows = conn.execute(select(t.parties).where(tuple_(p.role, p.party_id).in_(list(keys))))
+    return {(row.role, row.party_id): row for row in rows}
 
 
 def find_party(conn: Connection, role: str, party_id: str) -> Any:
