@@ -27,16 +27,24 @@ def orders() -> list:  # type: ignore[type-arg]
     ]
 
 
+ROUNDS = 5
+
+
 def measure(seconds: float) -> float:
+    """The best of `ROUNDS` rounds sharing `seconds`: what one core can do, as `timeit`
+    reports it (other processes on this shared machine only ever slow a round down)."""
     policy = default_policy()
     cases = [(order, reason) for order in orders() for reason in REASONS]
-    done = 0
-    started = time.perf_counter()
-    while (elapsed := time.perf_counter() - started) < seconds:
-        for order, reason in cases:
-            evaluate(policy, order, "l1", reason, NOW)
-        done += len(cases)
-    return done / elapsed
+    best = 0.0
+    for _ in range(ROUNDS):
+        done = 0
+        started = time.perf_counter()
+        while (elapsed := time.perf_counter() - started) < seconds / ROUNDS:
+            for order, reason in cases:
+                evaluate(policy, order, "l1", reason, NOW)
+            done += len(cases)
+        best = max(best, done / elapsed)
+    return best
 
 
 if __name__ == "__main__":
