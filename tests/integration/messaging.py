@@ -18,6 +18,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from sqlalchemy import func, select
+
+from restitution.adapters.db import tables as t
+from restitution.adapters.db.repository import Repository
+from restitution.services.context import App
 
 
 def free_port() -> int:
@@ -115,3 +120,22 @@ def smtp_server() -> Iterator[tuple[str, list[EmailMessage]]]:
         yield f"smtp://127.0.0.1:{port}", inbox.messages
     finally:
         controller.stop()
+
+
+# --------------------------------------------------------------------------- the outbox
+
+
+def pending_outbox_rows(app: App, count: int) -> None:
+    """`count` outbox rows still to dispatch, events evt_000, evt_001... in that order."""
+    now = app.clock.now()
+    with app.db.transaction() as conn:
+        Repository(conn).add_outbox_rows(
+            [(f"evt_{n:03}", "case.opened", {"case_id": f"case_{n}"}, now) for n in range(count)]
+        )
+
+
+def undispatched(app: App) -> int:
+    """How many outbox rows are still to dispatch."""
+    with app.db.transaction(write=False) as conn:
+        query = select(func.count()).select_from(t.outbox).where(t.outbox.c.delivered_at.is_(None))
+        return int(conn.execute(query).scalar_one())

@@ -11,22 +11,14 @@ from typing import Any
 import pytest
 
 from restitution.adapters.db import messaging
-from restitution.adapters.db.repository import Repository
 from restitution.services import emails, outbox
 from restitution.services.clock import TestClock
 from restitution.services.context import App
 from tests.integration.conftest import ON_POSTGRES
+from tests.integration.messaging import pending_outbox_rows
 
 LEASE_SECONDS = 60
 LEASE = timedelta(seconds=LEASE_SECONDS)
-
-
-def _outbox_rows(app: App, count: int) -> None:
-    now = app.clock.now()
-    with app.db.transaction() as conn:
-        Repository(conn).add_outbox_rows(
-            [(f"evt_{n:03}", "case.opened", {"case_id": f"case_{n}"}, now) for n in range(count)]
-        )
 
 
 def _take_outbox(app: App, limit: int) -> list[Any]:
@@ -35,7 +27,7 @@ def _take_outbox(app: App, limit: int) -> list[Any]:
 
 
 def test_outbox_rows_are_taken_oldest_first_each_once(app: App) -> None:
-    _outbox_rows(app, 5)
+    pending_outbox_rows(app, 5)
 
     first, rest = _take_outbox(app, 3), _take_outbox(app, 10)
 
@@ -49,7 +41,7 @@ def test_outbox_rows_are_taken_oldest_first_each_once(app: App) -> None:
 def test_a_failed_dispatch_leaves_its_rows_to_the_next(
     app: App, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _outbox_rows(app, 3)
+    pending_outbox_rows(app, 3)
 
     def broken(*_: Any) -> None:
         raise RuntimeError("the e-mail queue is broken")
@@ -160,7 +152,7 @@ def test_deliveries_to_enabled_endpoints_are_claimed_once_per_lease(
 
 @ON_POSTGRES
 def test_concurrent_claims_skip_the_rows_another_transaction_holds(app: App) -> None:
-    _outbox_rows(app, 5)
+    pending_outbox_rows(app, 5)
     _pending_emails(app, 3)
     now = app.clock.now()
     with app.db.transaction() as holding:

@@ -7,31 +7,14 @@ import asyncio
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
 from structlog.testing import capture_logs
 
-from restitution.adapters.db import tables as t
-from restitution.adapters.db.repository import Repository
 from restitution.api.app import create_api
 from restitution.services import outbox
 from restitution.services.context import App
 from restitution.services.worker import Worker
 from tests.integration.conftest import OPERATOR_KEY
-
-
-def _outbox_rows(app: App, count: int) -> None:
-    now = app.clock.now()
-    with app.db.transaction() as conn:
-        Repository(conn).add_outbox_rows(
-            [(f"evt_{n:03}", "case.opened", {"case_id": f"case_{n}"}, now) for n in range(count)]
-        )
-
-
-def _undispatched(app: App) -> int:
-    with app.db.transaction(write=False) as conn:
-        query = select(func.count()).select_from(t.outbox).where(t.outbox.c.delivered_at.is_(None))
-        return int(conn.execute(query).scalar_one())
-
+from tests.integration.messaging import pending_outbox_rows, undispatched
 
 ROWS = outbox.BATCH + 5  # more than a batch on either backend
 
@@ -40,7 +23,7 @@ async def _until_dispatched(app: App, worker: Worker) -> None:
     """Run the worker's loop work until the outbox is empty (a test fails, never hangs)."""
 
     async def drained() -> None:
-        while _undispatched(app):
+        while undispatched(app):
             await asyncio.sleep(0)  # the server's other work goes on between batches
 
     background = asyncio.create_task(worker.run_on_event_loop())
@@ -52,21 +35,21 @@ async def _until_dispatched(app: App, worker: Worker) -> None:
 
 
 def test_the_outbox_is_left_to_the_event_loop_and_dispatched_there(app: App) -> None:
-    _outbox_rows(app, ROWS)
+    pending_outbox_rows(app, ROWS)
     worker = Worker(app, interval_seconds=3600, outbox_on_event_loop=True)
 
     assert worker.loops["messages"]() == 0  # its thread's step leaves the outbox alone
-    assert _undispatched(app) == ROWS
+    assert undispatched(app) == ROWS
 
     asyncio.run(_until_dispatched(app, worker))
-    assert _undispatched(app) == 0
+    assert undispatched(app) == 0
     assert worker._wake["messages"].is_set()  # the messages thread is told of the work
 
 
 def test_a_failed_dispatch_on_the_event_loop_is_logged_and_tried_again(
     app: App, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _outbox_rows(app, 3)
+    pending_outbox_rows(app, 3)
     worker = Worker(app, interval_seconds=0, outbox_on_event_loop=True)
     dispatch, failures = outbox.dispatch, []
 
@@ -80,16 +63,16 @@ def test_a_failed_dispatch_on_the_event_loop_is_logged_and_tried_again(
     with capture_logs() as logs:
         asyncio.run(_until_dispatched(app, worker))
 
-    assert failures == ["failed"] and _undispatched(app) == 0
+    assert failures == ["failed"] and undispatched(app) == 0
     assert [entry["event"] for entry in logs] == ["worker_step_failed"]
 
 
 def test_a_worker_without_the_event_loop_dispatches_from_its_thread(app: App) -> None:
-    _outbox_rows(app, 3)
+    pending_outbox_rows(app, 3)
     worker = Worker(app, interval_seconds=3600)
 
     assert worker.loops["messages"]() == 3
-    assert _undispatched(app) == 0
+    assert undispatched(app) == 0
     asyncio.run(worker.run_on_event_loop())  # nothing to do on the loop: returns at once
 
 
