@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -120,7 +121,14 @@ def _policy_table(policy: Policy, source: str) -> Table:
 
 
 def _settings() -> Settings:
-    settings = Settings()
+    """The settings from the environment; a bad one is named, with what it should be."""
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        for problem in error.errors():
+            name = "RESTITUTION_" + "_".join(map(str, problem["loc"])).upper()
+            typer.echo(f"{name}: {problem['msg']}", err=True)
+        raise typer.Exit(2) from None
     logs.configure(settings.log_format, settings.log_level)
     return settings
 

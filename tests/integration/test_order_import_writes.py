@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from restitution.adapters.db import tables as t
 from restitution.adapters.db.engine import Database
 from restitution.cli import app
-from restitution.services.parties import PartyContact, get_contact
+from restitution.services.parties import PartyContact, get_contacts
 from tests.integration.conftest import Api, order_body
 
 runner = CliRunner()
@@ -91,7 +91,7 @@ def _contact(url: str, role: str, party_id: str) -> PartyContact | None:
     db = Database(url)
     try:
         with db.transaction(write=False) as conn:
-            return get_contact(conn, role, party_id)
+            return get_contacts(conn, [(role, party_id)]).get((role, party_id))
     finally:
         db.dispose()
 

@@ -143,3 +143,18 @@ def test_serve_on_sqlite_dispatches_its_outbox_on_the_event_loop(
     assert on_event_loop is not None
     worker = on_event_loop.__self__
     assert isinstance(worker, Worker) and worker.outbox_on_event_loop
+
+
+def test_a_bad_setting_is_named_with_what_it_should_be(tmp_path: Path) -> None:
+    env = {
+        **_server_env(tmp_path),
+        "RESTITUTION_LOG_FORMAT": "xml",
+        "RESTITUTION_WORKER_THREADS": "0",
+    }
+
+    result = runner.invoke(app, ["migrate"], env=env)
+
+    assert result.exit_code == 2
+    assert "RESTITUTION_LOG_FORMAT: Input should be 'auto', 'json' or 'console'" in result.output
+    assert "RESTITUTION_WORKER_THREADS: Input should be greater than or equal to 1" in result.output
+    assert "Traceback" not in result.output

@@ -7,7 +7,7 @@ over SMTP (`RESTITUTION_SMTP_URL`) or, without it, written to the log and marked
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -18,7 +18,7 @@ from sqlalchemy import Connection
 from restitution.adapters.db import messaging as db
 from restitution.adapters.notify.email import DEFAULT_LOCALE, render
 from restitution.services.context import App
-from restitution.services.parties import PartyContact, get_contact, get_contacts
+from restitution.services.parties import PartyContact, get_contacts
 from restitution.services.ports import OutgoingEmail
 from restitution.services.retry import backoff
 
@@ -107,22 +107,17 @@ def known_for_events(conn: Connection, events: Sequence[tuple[str, dict[str, Any
 
 
 def queue_for_event(
-    app: App,
-    conn: Connection,
-    event_id: str,
-    event_type: str,
-    data: dict[str, Any],
-    known: Known | None = None,
+    app: App, conn: Connection, event_id: str, event_type: str, data: dict[str, Any], known: Known
 ) -> int:
-    """Write the e-mails an outbox event asks for; returns how many were written. `known`:
-    read ahead for a batch of events (else each is read here)."""
+    """Write the e-mails an outbox event asks for (what they need read ahead, for the batch
+    of events this one belongs to: `known_for_events`); returns how many were written."""
     written = 0
     to = recipients(event_type, data)
-    context = _case_context(app, conn, event_type, data, known) if to else {}
+    context = _case_context(app, conn, event_type, data, known.deadlines) if to else {}
     for recipient in to:
         key = f"{event_id}:{recipient.role}:{recipient.party_id}"
         written += queue(
-            app, conn, recipient, key, context, case_id=data.get("case_id"), known=known
+            app, conn, recipient, key, context, known.contacts, case_id=data.get("case_id")
         )
     return written
 
@@ -133,19 +128,16 @@ def queue(
     recipient: Recipient,
     dedupe_key: str,
     context: dict[str, Any],
+    contacts: Mapping[tuple[str, str], PartyContact],
     *,
     case_id: str | None = None,
-    known: Known | None = None,
 ) -> int:
-    """One e-mail row, if an address is known (else a log line) and not written before."""
+    """One e-mail row, if an address is known (else a log line) and not written before.
+    `contacts`: the parties' contacts by (role, party_id), read ahead (`get_contacts`)."""
     if recipient.role == "mediator":
         address, locale, name, zone = app.settings.mediator_email, None, None, None
     else:
-        contact = (
-            known.contacts.get((recipient.role, recipient.party_id))
-            if known is not None
-            else get_contact(conn, recipient.role, recipient.party_id)
-        )
+        contact = contacts.get((recipient.role, recipient.party_id))
         address = contact.email if contact else None
         locale = contact.locale if contact else None
         name = contact.name if contact else None
@@ -182,7 +174,11 @@ def queue(
 
 
 def _case_context(
-    app: App, conn: Connection, event_type: str, data: dict[str, Any], known: Known | None
+    app: App,
+    conn: Connection,
+    event_type: str,
+    data: dict[str, Any],
+    deadlines: Mapping[str, Any],
 ) -> dict[str, Any]:
     base = app.settings.public_url.rstrip("/")
     case_id = data.get("case_id")
@@ -198,9 +194,7 @@ def _case_context(
     }
     deadline = data.get("deadline")
     if deadline is None and case_id is not None:
-        deadline = (
-            known.deadlines.get(case_id) if known is not None else db.case_deadline(conn, case_id)
-        )
+        deadline = deadlines.get(case_id)
     if deadline:
         context["deadline_due_at"] = deadline.get("due_at")
         context["deadline_auto"] = deadline.get("auto", True)

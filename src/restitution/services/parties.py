@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from restitution.adapters.db.parties import find_parties, find_party, upsert_party
+from restitution.adapters.db.parties import find_parties, upsert_party
 
 
 @dataclass(frozen=True)
@@ -30,19 +30,11 @@ def save_contact(
     upsert_party(conn, role, party_id, values, now)
 
 
-def get_contact(conn: Connection, role: str, party_id: str) -> PartyContact | None:
-    row = find_party(conn, role, party_id)
-    if row is None:
-        return None
-    return _contact(row)
-
-
 def get_contacts(
     conn: Connection, keys: Collection[tuple[str, str]]
 ) -> dict[tuple[str, str], PartyContact]:
     """The contacts of these (role, party_id) keys that have one, read together."""
-    return {key: _contact(row) for key, row in find_parties(conn, keys).items()}
-
-
-def _contact(row: Any) -> PartyContact:
-    return PartyContact(row.email, row.locale, row.name, row.time_zone)
+    return {
+        key: PartyContact(row.email, row.locale, row.name, row.time_zone)
+        for key, row in find_parties(conn, keys).items()
+    }

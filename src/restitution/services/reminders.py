@@ -20,6 +20,7 @@ from restitution.adapters.db import messaging as db
 from restitution.domain.history import format_time
 from restitution.services import emails
 from restitution.services.context import App
+from restitution.services.parties import get_contacts
 
 
 def send_due(app: App, now: datetime | None = None) -> int:
@@ -81,7 +82,9 @@ def _window_reminders(app: App, now: datetime) -> int:
     latest = now + ahead - timedelta(days=min(windows))
     sent = 0
     with app.db.transaction() as conn:
-        for order in db.orders_delivered_between(conn, earliest, latest):
+        orders = db.orders_delivered_between(conn, earliest, latest)
+        contacts = get_contacts(conn, {("buyer", order.buyer_id) for order in orders})
+        for order in orders:
             assert order.delivered_at is not None
             for line in order.lines:
                 days, _ = policy.window_days_for(line.category)
@@ -108,6 +111,7 @@ def _window_reminders(app: App, now: datetime) -> int:
                         "window_closes_at": format_time(closes_at),
                         "order_url": f"{base}/portal/orders/{order.order_id}",
                     },
+                    contacts,
                 )
                 sent += 1
     return sent

@@ -39,7 +39,6 @@ _INSERT_EMAIL = Prepared(
         "created_at",
     ],
 )
-_CASE_DEADLINE = Prepared(select(t.cases.c.deadline).where(t.cases.c.id == bindparam("case_id")))
 _REFUND_FOR_CASE = Prepared(select(t.refunds).where(t.refunds.c.case_id == bindparam("case_id")))
 
 # Statements of every worker tick, busy or idle.
@@ -262,12 +261,6 @@ def email_written(conn: Connection, dedupe_key: str) -> bool:
 
 def insert_email(conn: Connection, values: dict[str, Any]) -> None:
     _INSERT_EMAIL.run(conn, values)
-
-
-def case_deadline(conn: Connection, case_id: str) -> Any:
-    """The case's current deadline (a JSON object), or None."""
-    row = _CASE_DEADLINE.first(conn, {"case_id": case_id})
-    return row.deadline if row is not None else None
 
 
 def case_deadlines(conn: Connection, case_ids: Collection[str]) -> dict[str, Any]:
