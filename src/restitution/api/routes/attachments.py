@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Path, UploadFile
+from fastapi import File, Path, UploadFile
 from fastapi.responses import Response
 
 from restitution.api.deps import AppDep, PrincipalDep
-from restitution.api.errors import ERROR_RESPONSES
 from restitution.api.present import attachment_json
+from restitution.api.routing import api_router
 from restitution.domain.errors import InvalidInput
 from restitution.services import attachments as service
 
-router = APIRouter(prefix="/v1/attachments", tags=["attachments"], responses=ERROR_RESPONSES)
+router = api_router(prefix="/v1/attachments", tags=["attachments"])
 
 
 @router.post("", status_code=201, summary="Upload a photo or video")

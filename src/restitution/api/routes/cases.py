@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import Query, Response
 
 from restitution.api.deps import AppDep, PrincipalDep, use_case
-from restitution.api.errors import ERROR_RESPONSES
 from restitution.api.present import case_json, event_json, json_response, page
+from restitution.api.routing import api_router
 from restitution.api.schemas import (
     ActionIn,
     CaseOpenIn,
@@ -29,7 +29,7 @@ from restitution.services.auth import Principal
 from restitution.services.context import App
 from restitution.services.ports import CaseFilter
 
-router = APIRouter(prefix="/v1/cases", tags=["cases"], responses=ERROR_RESPONSES)
+router = api_router(prefix="/v1/cases", tags=["cases"])
 
 Limit = Annotated[int, Query(ge=1, le=100)]
 StatusFilter = Annotated[str | None, Query(max_length=40)]

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Response
+from fastapi import Path, Response
 
 from restitution.api.deps import AppDep, OperatorDep, PrincipalDep, use_case
-from restitution.api.errors import ERROR_RESPONSES
 from restitution.api.present import json_response, order_json
+from restitution.api.routing import api_router
 from restitution.api.schemas import MAX_AMOUNT, OrderIn
 from restitution.domain.errors import InvalidInput
 from restitution.domain.orders import Address, Order, OrderLine, Payment, SellerTerms
 from restitution.services import orders as service
 from restitution.services.parties import PartyContact
 
-router = APIRouter(prefix="/v1/orders", tags=["orders"], responses=ERROR_RESPONSES)
+router = api_router(prefix="/v1/orders", tags=["orders"])
 OrderId = Annotated[str, Path(min_length=1, max_length=200)]
 
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import Path, Query
 
 from restitution.api.deps import AppDep, OperatorDep, PrincipalDep
-from restitution.api.errors import ERROR_RESPONSES
 from restitution.api.present import page, refund_json
+from restitution.api.routing import api_router
 from restitution.api.schemas import RefundFailedIn
 from restitution.services import refunds as service
 
-router = APIRouter(prefix="/v1/refunds", tags=["refunds"], responses=ERROR_RESPONSES)
+router = api_router(prefix="/v1/refunds", tags=["refunds"])
 RefundId = Annotated[str, Path(max_length=200)]
 
 

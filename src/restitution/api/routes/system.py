@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
 from restitution.api.deps import AppDep, OperatorDep
-from restitution.api.errors import ERROR_RESPONSES
+from restitution.api.routing import api_router
 from restitution.api.schemas import TestClockIn
 from restitution.domain.errors import InvalidInput, NotFound
 from restitution.domain.history import format_time
@@ -16,8 +16,8 @@ from restitution.services.health import check_database
 from restitution.services.outbox import dispatch_all
 from restitution.services.worker import clock_tick
 
-router = APIRouter(tags=["system"], responses=ERROR_RESPONSES)
-test_clock_router = APIRouter(tags=["test clock"], responses=ERROR_RESPONSES)
+router = api_router(tags=["system"])
+test_clock_router = api_router(tags=["test clock"])
 
 
 @router.get("/healthz", summary="Liveness and database check")

@@ -5,15 +5,13 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter
-
 from restitution.api.deps import AppDep, OperatorDep
-from restitution.api.errors import ERROR_RESPONSES
+from restitution.api.routing import api_router
 from restitution.api.schemas import PartyTokenIn
 from restitution.domain.history import format_time
 from restitution.services.auth import mint_party_token
 
-router = APIRouter(prefix="/v1/party_tokens", tags=["parties"], responses=ERROR_RESPONSES)
+router = api_router(prefix="/v1/party_tokens", tags=["parties"])
 
 
 @router.post("", status_code=201, summary="Mint a token (and portal link) for one party")

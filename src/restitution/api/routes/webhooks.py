@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import Path, Query
 
 from restitution.api.deps import AppDep, OperatorDep
-from restitution.api.errors import ERROR_RESPONSES
 from restitution.api.present import page
+from restitution.api.routing import api_router
 from restitution.api.schemas import WebhookEndpointIn
 from restitution.domain.history import format_optional_time, format_time
 from restitution.services import webhooks as service
 
-router = APIRouter(prefix="/v1/webhook_endpoints", tags=["webhooks"], responses=ERROR_RESPONSES)
+router = api_router(prefix="/v1/webhook_endpoints", tags=["webhooks"])
 EndpointId = Annotated[str, Path(max_length=200)]
 
 
