@@ -7,6 +7,7 @@ from email.message import EmailMessage
 
 import pytest
 from sqlalchemy import select
+from structlog.testing import capture_logs
 
 from restitution.adapters.db import tables as t
 from restitution.adapters.notify.email import SmtpMailer, render
@@ -97,10 +98,27 @@ def test_without_smtp_emails_are_logged(api: Api) -> None:
 
 def test_no_email_without_an_address(api: Api) -> None:
     api.put_order()
-    ok(api.open_case(), 201)
-    send(api)
+    first = ok(api.open_case(), 201)
+    api.put_order("o_2")
+    ok(api.open_case(order_id="o_2"), 201)
+    seller(api, first["id"], "reject", reason="It left us intact.")
+    with capture_logs() as logs:
+        send(api)
     with api.app.db.transaction(write=False) as conn:
         assert conn.execute(select(t.emails)).all() == []
+    # one line for the batch (the sellers of two new cases, the buyer of the rejected one),
+    # not one per recipient: those only at debug level
+    summaries = [entry for entry in logs if entry["event"] == "emails_skipped_no_address"]
+    assert summaries == [
+        {
+            "event": "emails_skipped_no_address",
+            "log_level": "info",
+            "recipients": 3,
+            "events": 3,
+        }
+    ]
+    per_recipient = [entry for entry in logs if entry["event"] == "email_skipped_no_address"]
+    assert {entry["log_level"] for entry in per_recipient} <= {"debug"}
 
 
 def test_templates_render_in_english_for_unknown_locales() -> None:

@@ -4,11 +4,14 @@ server makes its other writes, not from a thread of its own."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 from fastapi.testclient import TestClient
 from structlog.testing import capture_logs
 
+from restitution.adapters.db import tables as t
+from restitution.adapters.db.repository import Repository
 from restitution.api.app import create_api
 from restitution.services import outbox
 from restitution.services.context import App
@@ -44,6 +47,55 @@ def test_the_outbox_is_left_to_the_event_loop_and_dispatched_there(app: App) -> 
     asyncio.run(_until_dispatched(app, worker))
     assert undispatched(app) == 0
     assert worker._wake["messages"].is_set()  # the messages thread is told of the work
+
+
+def test_rows_committed_while_the_loop_waits_are_dispatched_without_waiting_the_interval(
+    app: App,
+) -> None:
+    worker = Worker(app, interval_seconds=3600, outbox_on_event_loop=True)
+
+    async def scenario() -> None:
+        background = asyncio.create_task(worker.run_on_event_loop())
+        try:
+            while app.db.on_outbox_written is None:  # the loop's work has started
+                await asyncio.sleep(0)
+            for _ in range(5):  # it found nothing: now it waits (an hour, unless woken)
+                await asyncio.sleep(0)
+            pending_outbox_rows(app, 3)  # a commit that wrote outbox rows wakes it
+            assert undispatched(app) == 3
+
+            async def drained() -> None:
+                while undispatched(app):
+                    await asyncio.sleep(0.01)
+
+            await asyncio.wait_for(drained(), timeout=30)  # fails (not hangs) if never woken
+        finally:
+            worker.request_stop()
+            background.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await background
+
+    asyncio.run(scenario())
+    assert undispatched(app) == 0
+    assert app.db.on_outbox_written is None  # stopped: no one to wake
+
+
+def test_a_commit_that_wrote_no_outbox_rows_wakes_no_one(app: App) -> None:
+    woken: list[str] = []
+    app.db.on_outbox_written = lambda: woken.append("woken")
+    with app.db.transaction() as conn:
+        conn.execute(
+            t.parties.insert().values(role="buyer", party_id="b_9", updated_at=app.clock.now())
+        )
+    assert woken == []
+    with pytest.raises(RuntimeError), app.db.transaction() as conn:
+        Repository(conn).add_outbox_rows(
+            [("evt_x", "case.opened", {"case_id": "c"}, app.clock.now())]
+        )
+        raise RuntimeError("rolled back")
+    assert woken == []  # rolled back: nothing to dispatch
+    pending_outbox_rows(app, 1)
+    assert woken == ["woken"]
 
 
 def test_a_failed_dispatch_on_the_event_loop_is_logged_and_tried_again(

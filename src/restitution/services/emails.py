@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 from sqlalchemy import Connection
@@ -106,20 +106,39 @@ def known_for_events(conn: Connection, events: Sequence[tuple[str, dict[str, Any
     return Known(get_contacts(conn, parties), db.case_deadlines(conn, case_ids))
 
 
+class Queued(NamedTuple):
+    written: int  # e-mails written
+    unaddressed: int  # recipients without an address: nothing written for them
+
+
 def queue_for_event(
     app: App, conn: Connection, event_id: str, event_type: str, data: dict[str, Any], known: Known
-) -> int:
+) -> Queued:
     """Write the e-mails an outbox event asks for (what they need read ahead, for the batch
-    of events this one belongs to: `known_for_events`); returns how many were written."""
-    written = 0
+    of events this one belongs to: `known_for_events`)."""
+    written = unaddressed = 0
     to = recipients(event_type, data)
     context = _case_context(app, conn, event_type, data, known.deadlines) if to else {}
     for recipient in to:
         key = f"{event_id}:{recipient.role}:{recipient.party_id}"
+        if _contact(app, recipient, known.contacts)[0] is None:
+            unaddressed += 1
         written += queue(
             app, conn, recipient, key, context, known.contacts, case_id=data.get("case_id")
         )
-    return written
+    return Queued(written, unaddressed)
+
+
+def _contact(
+    app: App, recipient: Recipient, contacts: Mapping[tuple[str, str], PartyContact]
+) -> tuple[str | None, str | None, str | None, str | None]:
+    """The recipient's address (None: unknown), locale, name and time zone."""
+    if recipient.role == "mediator":
+        return app.settings.mediator_email or None, None, None, None
+    contact = contacts.get((recipient.role, recipient.party_id))
+    if contact is None:
+        return None, None, None, None
+    return contact.email or None, contact.locale, contact.name, contact.time_zone
 
 
 def queue(
@@ -132,18 +151,12 @@ def queue(
     *,
     case_id: str | None = None,
 ) -> int:
-    """One e-mail row, if an address is known (else a log line) and not written before.
-    `contacts`: the parties' contacts by (role, party_id), read ahead (`get_contacts`)."""
-    if recipient.role == "mediator":
-        address, locale, name, zone = app.settings.mediator_email, None, None, None
-    else:
-        contact = contacts.get((recipient.role, recipient.party_id))
-        address = contact.email if contact else None
-        locale = contact.locale if contact else None
-        name = contact.name if contact else None
-        zone = contact.time_zone if contact else None
-    if not address:
-        log.info(
+    """One e-mail row, if an address is known and not written before (no address: a debug
+    line; the outbox counts them per batch). `contacts`: the parties' contacts by (role,
+    party_id), read ahead (`get_contacts`)."""
+    address, locale, name, zone = _contact(app, recipient, contacts)
+    if address is None:
+        log.debug(
             "email_skipped_no_address",
             role=recipient.role,
             party_id=recipient.party_id,

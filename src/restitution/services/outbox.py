@@ -11,11 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
+
 from restitution.adapters.db.messaging import enabled_endpoints, insert_deliveries, take_outbox
 from restitution.domain.history import format_time
 from restitution.services import emails
 from restitution.services.context import App
 from restitution.services.webhooks import matches
+
+log = structlog.get_logger()
 
 # Rows dispatched per transaction. SQLite has one write lock, and the server's requests wait
 # for it on the event loop: a batch of 200 held them all back for ~0.2 s (the p99 of the
@@ -37,6 +41,7 @@ def dispatch(app: App, *, limit: int | None = None) -> int:
         endpoints = enabled_endpoints(conn)
         known = emails.known_for_events(conn, [(row.type, dict(row.payload)) for row in rows])
         deliveries: list[dict[str, Any]] = []
+        unaddressed = 0
         for row in rows:
             payload = {
                 "id": row.event_id,
@@ -59,9 +64,16 @@ def dispatch(app: App, *, limit: int | None = None) -> int:
                             "created_at": now,
                         }
                     )
-            emails.queue_for_event(app, conn, row.event_id, row.type, dict(row.payload), known)
+            queued = emails.queue_for_event(
+                app, conn, row.event_id, row.type, dict(row.payload), known
+            )
+            unaddressed += queued.unaddressed
         if deliveries:
             insert_deliveries(conn, deliveries)
+    if unaddressed:
+        # One line per batch, not one per recipient: a marketplace that keeps its parties'
+        # addresses to itself would otherwise log every event twice or more.
+        log.info("emails_skipped_no_address", recipients=unaddressed, events=len(rows))
     return len(rows)
 
 

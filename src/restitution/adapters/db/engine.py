@@ -29,6 +29,14 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 ASYNC_POOL_SIZE = 10  # per server process, beside the engine's pool of blocking connections
 
 
+_OUTBOX_WRITTEN = "restitution_outbox_written"
+
+
+def mark_outbox_written(conn: Connection) -> None:
+    """This transaction writes outbox rows: `Database.on_outbox_written` after its commit."""
+    conn.info[_OUTBOX_WRITTEN] = True
+
+
 class Database:
     """One engine and the way transactions are taken on it.
 
@@ -51,17 +59,22 @@ class Database:
         self._async_loop: asyncio.AbstractEventLoop | None = None
         in_file = make_url(url).database not in (None, "", ":memory:")
         self.checkpointer = Checkpointer(self.engine) if self.is_sqlite and in_file else None
+        # Called, from the committing thread, after a transaction that wrote outbox rows
+        # (`mark_outbox_written`) committed: `restitution serve` on SQLite dispatches them.
+        self.on_outbox_written: Callable[[], None] | None = None
 
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Connection]:
         """A connection inside one transaction: committed on success, rolled back on error."""
         if self._write_lock is not None and write:
             with self._write_lock:
-                self._writer = self._kept(self._writer, sqlite_begin="IMMEDIATE")
-                with self._writer.begin():
-                    yield self._writer
+                writer = self._writer = self._kept(self._writer, sqlite_begin="IMMEDIATE")
+                writer.info.pop(_OUTBOX_WRITTEN, None)  # left by a transaction rolled back
+                with writer.begin():
+                    yield writer
                 if self.checkpointer is not None:
                     self.checkpointer.committed()
+            self._committed(writer)
             return
         if self.is_sqlite:
             reader = self._readers.reader = self._kept(getattr(self._readers, "reader", None))
@@ -69,8 +82,15 @@ class Database:
                 with reader.begin():
                     yield reader
                 return
-        with self.engine.connect() as conn, conn.begin():
-            yield conn
+        with self.engine.connect() as conn:
+            conn.info.pop(_OUTBOX_WRITTEN, None)
+            with conn.begin():
+                yield conn
+            self._committed(conn)
+
+    def _committed(self, conn: Connection) -> None:
+        if conn.info.pop(_OUTBOX_WRITTEN, False) and self.on_outbox_written is not None:
+            self.on_outbox_written()
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:

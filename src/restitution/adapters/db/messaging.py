@@ -263,12 +263,16 @@ def insert_email(conn: Connection, values: dict[str, Any]) -> None:
     _INSERT_EMAIL.run(conn, values)
 
 
+_CASE_DEADLINES = select(t.cases.c.id, t.cases.c.deadline).where(
+    t.cases.c.id.in_(bindparam("ids", expanding=True))
+)  # built once, its IN list a parameter (as parties.find_parties)
+
+
 def case_deadlines(conn: Connection, case_ids: Collection[str]) -> dict[str, Any]:
     """Each case's current deadline (a JSON object, or None), by case id; one statement."""
     if not case_ids:
         return {}
-    c = t.cases.c
-    rows = conn.execute(select(c.id, c.deadline).where(c.id.in_(list(case_ids))))
+    rows = conn.execute(_CASE_DEADLINES, {"ids": list(case_ids)})
     return {row.id: row.deadline for row in rows}
 
 

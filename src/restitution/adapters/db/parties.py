@@ -35,12 +35,18 @@ def upsert_party(
         conn.execute(update(t.parties).where(*key).values(**values, updated_at=now))
 
 
+# Built once, its IN list a parameter: expanded per call rather than the statement
+# rebuilt and each key coerced (~2x the statement's cost; bench/RESULTS.md, round 5).
+_FIND_PARTIES = select(t.parties).where(
+    tuple_(t.parties.c.role, t.parties.c.party_id).in_(bindparam("keys", expanding=True))
+)
+
+
 def find_parties(conn: Connection, keys: Collection[tuple[str, str]]) -> dict[tuple[str, str], Any]:
     """The rows of the parties with these (role, party_id) keys, by key; one statement."""
     if not keys:
         return {}
-    p = t.parties.c
-    rows = conn.execute(select(t.parties).where(tuple_(p.role, p.party_id).in_(list(keys))))
+    rows = conn.execute(_FIND_PARTIES, {"keys": list(keys)})
     return {(row.role, row.party_id): row for row in rows}
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, exists, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import BindParameter
 
 from restitution.adapters.db import tables as t
 from restitution.adapters.db.codec import (
@@ -19,7 +20,7 @@ from restitution.adapters.db.codec import (
     order_from_row,
     order_to_row,
 )
-from restitution.adapters.db.engine import Database
+from restitution.adapters.db.engine import Database, mark_outbox_written
 from restitution.adapters.db.prepared import Prepared, all_together, run_together
 from restitution.domain.cases import Case, Event
 from restitution.domain.errors import Conflict
@@ -55,6 +56,22 @@ _CASES_FOR_WRITE = select(
     _last_event(t.events.c.hash).label("last_event_hash"),
 )
 _GET_CASE_FOR_WRITE = Prepared(_CASES_FOR_WRITE.where(t.cases.c.id == _CASE_ID))
+# Reads of many rows by id, built once with the ids a parameter (expanded per call) rather
+# than rebuilt, each id coerced, per call (the sweeper's batches; bench/RESULTS.md, round 5).
+_IDS: BindParameter[str] = bindparam("ids", expanding=True)
+_ORDERS_BY_ID = select(t.orders).where(t.orders.c.order_id.in_(_IDS))
+_CASES_BY_ID = select(t.cases).where(t.cases.c.id.in_(_IDS))
+_CASES_BY_ID_FOR_WRITE = _CASES_FOR_WRITE.where(t.cases.c.id.in_(_IDS))
+_LINES_OF_CASES = (
+    select(t.case_lines)
+    .where(t.case_lines.c.case_id.in_(_IDS))
+    .order_by(t.case_lines.c.case_id, t.case_lines.c.position)
+)
+_OFFERS_OF_CASES = (
+    select(t.offers)
+    .where(t.offers.c.case_id.in_(_IDS))
+    .order_by(t.offers.c.case_id, t.offers.c.position)
+)
 _CASE_LINES = Prepared(
     select(t.case_lines).where(t.case_lines.c.case_id == _CASE_ID).order_by(t.case_lines.c.position)
 )
@@ -284,7 +301,7 @@ class Repository:
 
     def load_orders(self, order_ids: Collection[str]) -> None:
         """Read these orders in one query; `get_order` then answers from memory."""
-        for row in self.conn.execute(select(t.orders).where(t.orders.c.order_id.in_(order_ids))):
+        for row in self.conn.execute(_ORDERS_BY_ID, {"ids": list(order_ids)}):
             self._orders[row.order_id] = order_from_row(row)
 
     def save_order(self, order: Order, now: datetime) -> bool:
@@ -377,21 +394,14 @@ class Repository:
         `for_write` as for `get_case`."""
         if not case_ids:
             return []
-        query = _CASES_FOR_WRITE if for_write else select(t.cases)
-        rows = {row.id: row for row in self.conn.execute(query.where(t.cases.c.id.in_(case_ids)))}
+        query = _CASES_BY_ID_FOR_WRITE if for_write else _CASES_BY_ID
+        rows = {row.id: row for row in self.conn.execute(query, {"ids": list(case_ids)})}
+        found = {"ids": list(rows)}
         lines: dict[str, list[Any]] = {case_id: [] for case_id in rows}
-        for line in self.conn.execute(
-            select(t.case_lines)
-            .where(t.case_lines.c.case_id.in_(list(rows)))
-            .order_by(t.case_lines.c.case_id, t.case_lines.c.position)
-        ):
+        for line in self.conn.execute(_LINES_OF_CASES, found):
             lines[line.case_id].append(line)
         offers: dict[str, list[Any]] = {case_id: [] for case_id in rows}
-        for offer in self.conn.execute(
-            select(t.offers)
-            .where(t.offers.c.case_id.in_(list(rows)))
-            .order_by(t.offers.c.case_id, t.offers.c.position)
-        ):
+        for offer in self.conn.execute(_OFFERS_OF_CASES, found):
             offers[offer.case_id].append(offer)
         if for_write:
             for case_id, row in rows.items():
@@ -608,6 +618,7 @@ class Repository:
             }
             for event_id, event_type, payload, now in rows
         ]
+        mark_outbox_written(self.conn)
         if self._batch is None:
             _INSERT_OUTBOX.run_many(self.conn, values)
         else:
