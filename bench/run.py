@@ -263,7 +263,10 @@ def import_orders(backend: Backend, orders_file: Path, count: int) -> float:
 
 
 def raw_rows(orders_file: Path) -> list[tuple[Any, ...]]:
-    """The orders table's rows for the file, as the driver takes them (JSON as text)."""
+    """The orders table's rows for the file, as the driver takes them (JSON as the text
+    Restitution writes, `json_text`)."""
+    from restitution.adapters.db.engine import json_text
+
     rows = []
     with orders_file.open(encoding="utf-8") as handle:
         for line in handle:
@@ -283,10 +286,10 @@ def raw_rows(orders_file: Path) -> list[tuple[Any, ...]]:
                     o["shipping_amount"],
                     o["payment"]["method"],
                     o["payment"].get("reference"),
-                    json.dumps(o["seller_terms"]),
+                    json_text(o["seller_terms"]),
                     o.get("return_shipping_estimate"),
                     o.get("buyer_country"),
-                    json.dumps(o["lines"]),
+                    json_text(o["lines"]),
                     now,
                     now,
                 )

@@ -14,7 +14,6 @@ undone, and the batch goes through a temporary table and one INSERT … ON CONFL
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -22,6 +21,7 @@ from sqlalchemy import Connection
 
 from restitution.adapters.db import tables as t
 from restitution.adapters.db.codec import order_to_row
+from restitution.adapters.db.engine import json_text
 from restitution.adapters.db.tables import utc_text
 from restitution.domain.orders import Order
 
@@ -64,7 +64,7 @@ def order_row(order: Order) -> Row:
         if isinstance(value, datetime):
             value = utc_text(value)
         elif name in _JSON_COLUMNS:
-            value = json.dumps(value)
+            value = json_text(value)
         values.append(value)
     return tuple(values)
 
