@@ -111,7 +111,11 @@ class Database:
         loop, for `read_all` (the server opens it at start-up, closes it at shutdown)."""
         if self.is_sqlite or self._async_pool is not None:
             return
+        from psycopg.types.json import set_json_loads
         from psycopg_pool import AsyncConnectionPool
+
+        async def configure(conn: Any) -> None:
+            set_json_loads(orjson.loads, conn)  # as the engine's JSON columns (`_JSON`)
 
         conninfo = self.engine.url.set(drivername="postgresql")
         pool = AsyncConnectionPool(
@@ -119,6 +123,7 @@ class Database:
             min_size=1,
             max_size=ASYNC_POOL_SIZE,
             kwargs={"autocommit": True},
+            configure=configure,
             open=False,
         )
         await pool.open()
