@@ -5,6 +5,9 @@ from __future__ import annotations
 import re
 import threading
 
+import pytest
+
+from restitution.services import ids
 from restitution.services.ids import new_id
 
 SHAPE = re.compile(r"^case_[0-9a-hjkmnp-tv-z]{26}$")
@@ -35,3 +38,27 @@ def test_bodies_within_a_millisecond_are_not_consecutive() -> None:
     first, second = new_id("rfd"), new_id("rfd")
     assert first < second
     assert first[-16:] != second[-16:]
+
+
+def _digits(number: int, length: int) -> str:
+    """Base 32 (Crockford, lower case), digit by digit: what an id's body spells."""
+    alphabet = "0123456789abcdefghjkmnpqrstvwxyz"
+    return "".join(alphabet[number >> 5 * n & 31] for n in reversed(range(length)))
+
+
+@pytest.mark.parametrize(
+    ("millis", "random"),
+    [(0, 0), (2**50 - 1, 2**80 - 1), (1_795_000_000_000, 1), (1, 2**79), (12345, 678910)],
+)
+def test_the_body_spells_the_milliseconds_then_the_random_bits(millis: int, random: int) -> None:
+    body = ids._base32(millis, random)
+    assert body == _digits(millis, 10) + _digits(random, 16)
+    assert len(body) == 26
+
+
+def test_an_id_begins_with_the_time_it_was_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ids, "_last", (0, 0))  # as if the first id of this process
+    monkeypatch.setattr(ids.time, "time_ns", lambda: 1_795_000_000_123_456_789)
+    made = ids.new_id("case")
+    assert made.startswith("case_" + _digits(1_795_000_000_123, 10))
+    assert len(made) == len("case_") + 26

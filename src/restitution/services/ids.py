@@ -17,12 +17,16 @@ _lock = threading.Lock()
 _last = (0, 0)  # the milliseconds and the random part of the last id made
 
 
-def _base32(number: int, length: int) -> str:
-    chars = []
-    for _ in range(length):
-        number, digit = divmod(number, 32)
-        chars.append(_ALPHABET[digit])
-    return "".join(reversed(chars))
+# Two base-32 digits per 10 bits: an id's 130 bits in 13 lookups (a write request makes
+# several ids; digit by digit each took ~3 µs, this ~1 µs).
+_PAIRS = [first + second for first in _ALPHABET for second in _ALPHABET]
+_SHIFTS = tuple(range(120, -1, -10))
+
+
+def _base32(millis: int, random: int) -> str:
+    """The 10 digits of `millis` then the 16 of `random`, most significant first."""
+    number = millis << _RANDOM_BITS | random
+    return "".join([_PAIRS[number >> shift & 1023] for shift in _SHIFTS])
 
 
 def new_id(prefix: str) -> str:
@@ -39,4 +43,4 @@ def new_id(prefix: str) -> str:
             if random >= 1 << _RANDOM_BITS:  # practically never: move to the next millisecond
                 millis, random = millis + 1, secrets.randbits(_RANDOM_BITS - 1)
         _last = (millis, random)
-    return f"{prefix}_{_base32(millis, 10)}{_base32(random, 16)}"
+    return f"{prefix}_{_base32(millis, random)}"
