@@ -180,3 +180,43 @@ def test_a_dependency_is_called_once_per_request_as_fastapi_caches_it() -> None:
         for bad in ("a", "abcdef"):
             assert client.get(f"/things/{bad}").status_code == 400
         assert client.get("/things/abcde").status_code == 200
+
+
+async def at_most_four(thing_id: Annotated[str, Path(max_length=4)]) -> str:
+    return thing_id
+
+
+async def checked_thing(
+    thing_id: Annotated[str, Path(min_length=2, max_length=5)],
+    checked: Annotated[str, Depends(at_most_four)],
+) -> Response:
+    return Response(checked)
+
+
+def test_a_path_parameter_declared_twice_holds_both_declarations() -> None:
+    router = api_router(tags=["test"])
+    router.add_api_route("/checked/{thing_id}", checked_thing, methods=["GET"])
+    plan = lean_plan(_route(router, "/checked/{thing_id}", "GET").dependant)
+    assert plan is not None and plan.lengths == (("thing_id", 2, 4),)
+    app = FastAPI()
+    errors.install(app)
+    add_routes(app, router)
+    with TestClient(app) as client:
+        assert client.get("/checked/abcd").text == "abcd"
+        assert client.get("/checked/abcde").status_code == 400  # the dependency's limit
+
+
+async def refuse(request: Request) -> None:
+    raise fastapi.HTTPException(status_code=403, detail="not here")
+
+
+def test_routes_included_by_another_router_keep_its_dependencies(
+    fastapi_solves: list[str],
+) -> None:
+    router = api_router(tags=["test"])
+    router.add_api_route("/things/{thing_id}", thing, methods=["GET"])
+    app = FastAPI()
+    app.include_router(router, prefix="/guarded", dependencies=[Depends(refuse)])
+    with TestClient(app) as client:
+        assert client.get("/guarded/things/ab").status_code == 403
+    assert fastapi_solves == ["/guarded/things/ab"]  # FastAPI's handler, with `refuse`

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
+from structlog.testing import capture_logs
 
 from restitution.adapters.db import tables as t
 from tests.integration.case_steps import open_case
@@ -63,6 +64,23 @@ def test_the_buyer_is_reminded_before_the_return_window_closes(api: Api) -> None
         "b_1",
         "window:o_1:l2",
     )
+
+
+def test_a_buyer_without_an_address_is_counted_not_written_to(api: Api) -> None:
+    api.put_order()  # no contacts
+    api.advance(days=11)
+    with capture_logs() as logs:
+        assert api.advance(days=1, hours=1)["reminders"] == 1  # l2's window, claimed once
+    assert rows(api, t.emails) == []
+    summaries = [entry for entry in logs if entry["event"] == "emails_skipped_no_address"]
+    assert summaries == [
+        {
+            "event": "emails_skipped_no_address",
+            "log_level": "info",
+            "recipients": 1,
+            "reminders": 1,
+        }
+    ]
 
 
 def test_no_window_reminder_for_a_line_with_a_case(api: Api) -> None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+import fastapi.routing
 from annotated_types import MaxLen, MinLen
 from fastapi import params
 from fastapi.dependencies.models import Dependant
@@ -76,6 +77,10 @@ class LeanRoute(APIRoute):
 
     def get_route_handler(self) -> Handler:
         fastapi_handler = super().get_route_handler()
+        if _included_elsewhere():
+            # `include_router` makes the handler of a copy with the including router's own
+            # dependencies and prefix, which this plan (of `self`) would not see.
+            return fastapi_handler
         plan = lean_plan(self.dependant) if not self._embed_body_fields else None
         if plan is None:
             return fastapi_handler
@@ -87,7 +92,10 @@ class LeanRoute(APIRoute):
                     return await fastapi_handler(request)  # its error, in its words
             if plan.body is not None:
                 # Starlette keeps the body on the request: FastAPI's handler reads it again.
-                body = await request.body()
+                try:
+                    body = await request.body()
+                except Exception:  # e.g. the client went away: as FastAPI answers it
+                    return await fastapi_handler(request)
                 if body:
                     if request.headers.get("content-type") != "application/json":
                         return await fastapi_handler(request)
@@ -120,6 +128,13 @@ async def _resolve(
                 dependency, request, given, solved
             )
     return await node.call(**kwargs)
+
+
+def _included_elsewhere() -> bool:
+    """Whether FastAPI is making this route's handler for `include_router` (FastAPI 0.165's
+    context of the including router; `add_routes` puts the routes on the app directly)."""
+    context = getattr(fastapi.routing, "_effective_route_context_var", None)
+    return context is not None and context.get() is not None
 
 
 def lean_plan(dependant: Dependant) -> _Plan | None:
@@ -160,6 +175,9 @@ def _plan_call(
         bounds = _string_lengths(field.field_info.annotation, field.field_info.metadata)
         if bounds is None:
             return None
+        if field.name in lengths:  # declared again by a dependency: both hold
+            earlier = lengths[field.name]
+            bounds = (max(bounds[0], earlier[0]), min(bounds[1], earlier[1]))
         lengths[field.name] = bounds
     calls = []
     for sub in dependant.dependencies:

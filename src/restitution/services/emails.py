@@ -111,6 +111,14 @@ class Queued(NamedTuple):
     unaddressed: int  # recipients without an address: nothing written for them
 
 
+def report_unaddressed(recipients: int, **batch: Any) -> None:
+    """One line for the recipients of a batch that have no address, not one per recipient:
+    a marketplace that keeps its parties' addresses to itself would otherwise log every event
+    twice or more (each is also a debug line, `email_skipped_no_address`)."""
+    if recipients:
+        log.info("emails_skipped_no_address", recipients=recipients, **batch)
+
+
 def queue_for_event(
     app: App, conn: Connection, event_id: str, event_type: str, data: dict[str, Any], known: Known
 ) -> Queued:
@@ -121,11 +129,11 @@ def queue_for_event(
     context = _case_context(app, conn, event_type, data, known.deadlines) if to else {}
     for recipient in to:
         key = f"{event_id}:{recipient.role}:{recipient.party_id}"
-        if _contact(app, recipient, known.contacts)[0] is None:
-            unaddressed += 1
-        written += queue(
+        queued = queue(
             app, conn, recipient, key, context, known.contacts, case_id=data.get("case_id")
         )
+        written += queued.written
+        unaddressed += queued.unaddressed
     return Queued(written, unaddressed)
 
 
@@ -150,10 +158,10 @@ def queue(
     contacts: Mapping[tuple[str, str], PartyContact],
     *,
     case_id: str | None = None,
-) -> int:
+) -> Queued:
     """One e-mail row, if an address is known and not written before (no address: a debug
-    line; the outbox counts them per batch). `contacts`: the parties' contacts by (role,
-    party_id), read ahead (`get_contacts`)."""
+    line, and the caller reports the batch's, `report_unaddressed`). `contacts`: the
+    parties' contacts by (role, party_id), read ahead (`get_contacts`)."""
     address, locale, name, zone = _contact(app, recipient, contacts)
     if address is None:
         log.debug(
@@ -163,9 +171,9 @@ def queue(
             template=recipient.template,
             key=dedupe_key,
         )
-        return 0
+        return Queued(0, 1)
     if db.email_written(conn, dedupe_key):
-        return 0
+        return Queued(0, 0)
     now = app.clock.now()
     db.insert_email(
         conn,
@@ -183,7 +191,7 @@ def queue(
             "created_at": now,
         },
     )
-    return 1
+    return Queued(1, 0)
 
 
 def _case_context(

@@ -11,15 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import structlog
-
 from restitution.adapters.db.messaging import enabled_endpoints, insert_deliveries, take_outbox
 from restitution.domain.history import format_time
 from restitution.services import emails
 from restitution.services.context import App
 from restitution.services.webhooks import matches
-
-log = structlog.get_logger()
 
 # Rows dispatched per transaction. SQLite has one write lock, and the server's requests wait
 # for it on the event loop: a batch of 200 held them all back for ~0.2 s (the p99 of the
@@ -70,10 +66,7 @@ def dispatch(app: App, *, limit: int | None = None) -> int:
             unaddressed += queued.unaddressed
         if deliveries:
             insert_deliveries(conn, deliveries)
-    if unaddressed:
-        # One line per batch, not one per recipient: a marketplace that keeps its parties'
-        # addresses to itself would otherwise log every event twice or more.
-        log.info("emails_skipped_no_address", recipients=unaddressed, events=len(rows))
+    emails.report_unaddressed(unaddressed, events=len(rows))
     return len(rows)
 
 

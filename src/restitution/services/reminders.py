@@ -80,7 +80,7 @@ def _window_reminders(app: App, now: datetime) -> int:
     # Only orders delivered recently enough that some window may be closing now.
     earliest = now - timedelta(days=max(windows))
     latest = now + ahead - timedelta(days=min(windows))
-    sent = 0
+    sent = unaddressed = 0
     with app.db.transaction() as conn:
         orders = db.orders_delivered_between(conn, earliest, latest)
         contacts = get_contacts(conn, {("buyer", order.buyer_id) for order in orders})
@@ -99,7 +99,7 @@ def _window_reminders(app: App, now: datetime) -> int:
                 ):  # fmt: skip
                     continue
                 base = app.settings.public_url.rstrip("/")
-                emails.queue(
+                queued = emails.queue(
                     app,
                     conn,
                     emails.Recipient("buyer", order.buyer_id, "return_window_closing"),
@@ -114,4 +114,6 @@ def _window_reminders(app: App, now: datetime) -> int:
                     contacts,
                 )
                 sent += 1
+                unaddressed += queued.unaddressed
+    emails.report_unaddressed(unaddressed, reminders=sent)
     return sent

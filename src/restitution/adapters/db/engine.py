@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import threading
 import time
@@ -75,7 +76,10 @@ class Database:
                     yield writer
                 if self.checkpointer is not None:
                     self.checkpointer.committed()
-            self._committed(writer)
+                # Read under the lock: the next writer's transaction clears the flag.
+                outbox_written = writer.info.pop(_OUTBOX_WRITTEN, False)
+            if outbox_written:
+                self._outbox_committed()
             return
         if self.is_sqlite:
             reader = self._readers.reader = self._kept(getattr(self._readers, "reader", None))
@@ -87,11 +91,18 @@ class Database:
             conn.info.pop(_OUTBOX_WRITTEN, None)
             with conn.begin():
                 yield conn
-            self._committed(conn)
+            if conn.info.pop(_OUTBOX_WRITTEN, False):
+                self._outbox_committed()
 
-    def _committed(self, conn: Connection) -> None:
-        if conn.info.pop(_OUTBOX_WRITTEN, False) and self.on_outbox_written is not None:
-            self.on_outbox_written()
+    def _outbox_committed(self) -> None:
+        """Tell the listener, if any: the commit stands whatever it answers."""
+        listener = self.on_outbox_written
+        if listener is None:
+            return
+        try:
+            listener()
+        except Exception:  # e.g. the server's loop already closed, at shutdown
+            log.warning("outbox_listener_failed", exc_info=True)
 
     @contextmanager
     def reading(self) -> Iterator[Connection]:
@@ -115,7 +126,7 @@ class Database:
         from psycopg_pool import AsyncConnectionPool
 
         async def configure(conn: Any) -> None:
-            set_json_loads(orjson.loads, conn)  # as the engine's JSON columns (`_JSON`)
+            set_json_loads(json_value, conn)  # as the engine's JSON columns (`_JSON`)
 
         conninfo = self.engine.url.set(drivername="postgresql")
         pool = AsyncConnectionPool(
@@ -285,12 +296,25 @@ class _CheckpointRun:
 def json_text(value: Any) -> str:
     """A JSON column's text, by orjson: ~5x json.dumps, which SQLAlchemy uses otherwise (JSON
     was ~5 % of a write request's CPU; bench/RESULTS.md, round 5). Keys that are not strings
-    become strings, as json.dumps makes them; text is not escaped to ASCII (it is UTF-8)."""
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    become strings, as json.dumps makes them; text is not escaped to ASCII (it is UTF-8).
+    What orjson refuses (a lone surrogate, an integer beyond 64 bits) as json.dumps wrote it."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(value)
 
 
-# JSON columns written and read by orjson (`json_text`).
-_JSON = {"json_serializer": json_text, "json_deserializer": orjson.loads}
+def json_value(text: str | bytes) -> Any:
+    """A JSON column's value, by orjson; what it refuses (json.dumps' escaped lone
+    surrogates) by json.loads."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
+# JSON columns written and read by orjson (`json_text`, `json_value`).
+_JSON = {"json_serializer": json_text, "json_deserializer": json_value}
 
 
 def _create_engine(url: str, *, echo: bool, is_sqlite: bool) -> Engine:

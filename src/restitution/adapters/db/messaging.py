@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from restitution.adapters.db import tables as t
 from restitution.adapters.db.codec import order_from_row
+from restitution.adapters.db.engine import mark_outbox_written
 from restitution.adapters.db.prepared import Prepared
 from restitution.domain.orders import Order
 
@@ -99,6 +100,7 @@ def _skips_locked(conn: Connection) -> bool:
 def add_outbox_event(
     conn: Connection, event_id: str, event_type: str, payload: dict[str, Any], now: datetime
 ) -> None:
+    mark_outbox_written(conn)
     conn.execute(
         insert(t.outbox).values(
             event_id=event_id,
