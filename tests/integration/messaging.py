@@ -139,3 +139,14 @@ def undispatched(app: App) -> int:
     with app.db.transaction(write=False) as conn:
         query = select(func.count()).select_from(t.outbox).where(t.outbox.c.delivered_at.is_(None))
         return int(conn.execute(query).scalar_one())
+
+
+def skipped_for_no_address(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The info lines that count a batch's recipients without an address (each of those
+    recipients has a debug line of its own only)."""
+    assert {e["log_level"] for e in logs if e["event"] == "email_skipped_no_address"} <= {"debug"}
+    return [
+        {key: value for key, value in entry.items() if key != "event"}
+        for entry in logs
+        if entry["event"] == "emails_skipped_no_address" and entry["log_level"] == "info"
+    ]

@@ -11,6 +11,7 @@ from structlog.testing import capture_logs
 from restitution.adapters.db import tables as t
 from tests.integration.case_steps import open_case
 from tests.integration.conftest import Api
+from tests.integration.messaging import skipped_for_no_address
 
 
 def outbox_types(api: Api) -> list[str]:
@@ -72,15 +73,7 @@ def test_a_buyer_without_an_address_is_counted_not_written_to(api: Api) -> None:
     with capture_logs() as logs:
         assert api.advance(days=1, hours=1)["reminders"] == 1  # l2's window, claimed once
     assert rows(api, t.emails) == []
-    summaries = [entry for entry in logs if entry["event"] == "emails_skipped_no_address"]
-    assert summaries == [
-        {
-            "event": "emails_skipped_no_address",
-            "log_level": "info",
-            "recipients": 1,
-            "reminders": 1,
-        }
-    ]
+    assert skipped_for_no_address(logs) == [{"log_level": "info", "recipients": 1, "reminders": 1}]
 
 
 def test_no_window_reminder_for_a_line_with_a_case(api: Api) -> None:
