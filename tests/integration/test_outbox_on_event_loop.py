@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from structlog.testing import capture_logs
 
+from restitution.adapters.db import messaging
 from restitution.adapters.db import tables as t
 from restitution.adapters.db.repository import Repository
 from restitution.api.app import create_api
@@ -100,6 +101,12 @@ def test_a_commit_that_wrote_no_outbox_rows_wakes_no_one(app: App) -> None:
     assert woken == []  # rolled back: nothing to dispatch
     pending_outbox_rows(app, 1)
     assert woken == ["woken"]
+    # the worker's own events (a reminder, a disabled endpoint) are written the same way
+    with app.db.transaction() as conn:
+        messaging.add_outbox_event(
+            conn, "evt_y", "webhook_endpoint.disabled", {"id": "we_1"}, app.clock.now()
+        )
+    assert woken == ["woken", "woken"]
 
 
 def test_a_failed_dispatch_on_the_event_loop_is_logged_and_tried_again(

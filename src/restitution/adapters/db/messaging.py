@@ -16,8 +16,8 @@ from sqlalchemy.exc import IntegrityError
 
 from restitution.adapters.db import tables as t
 from restitution.adapters.db.codec import order_from_row
-from restitution.adapters.db.engine import mark_outbox_written
 from restitution.adapters.db.prepared import Prepared
+from restitution.adapters.db.repository import Repository
 from restitution.domain.orders import Order
 
 # Statements run for every outbox row dispatched (prepared.py).
@@ -100,16 +100,8 @@ def _skips_locked(conn: Connection) -> bool:
 def add_outbox_event(
     conn: Connection, event_id: str, event_type: str, payload: dict[str, Any], now: datetime
 ) -> None:
-    mark_outbox_written(conn)
-    conn.execute(
-        insert(t.outbox).values(
-            event_id=event_id,
-            type=event_type,
-            payload=payload,
-            created_at=now,
-            next_attempt_at=now,
-        )
-    )
+    """One outbox row, written as every action's are (`Repository.add_outbox_rows`)."""
+    Repository(conn).add_outbox_rows([(event_id, event_type, payload, now)])
 
 
 def _take_outbox(skip_locked: bool) -> Prepared:
