@@ -19,6 +19,8 @@ from typing import Any
 
 from fastapi import FastAPI, Response
 
+from restitution.api.app import fastapi_telemetry
+
 DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "sqlite:///var/bench-ceiling.db")
 CONSTANT_FILE = os.environ.get("BENCH_CONSTANT_FILE")
 TABLE = "bench_ceiling_inserts"
@@ -66,7 +68,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await pool.close()
 
 
-app = FastAPI(lifespan=lifespan)
+# FastAPI's telemetry as Restitution sets it (off unless a provider is set): the same work per
+# request that is not the app's own.
+app = FastAPI(lifespan=lifespan, telemetry=fastapi_telemetry())
 
 
 @app.post("/insert")

@@ -242,11 +242,14 @@ def worker(
         typer.echo(", ".join(f"{name}: {count}" for name, count in done.items()))
         return
     typer.echo("worker running; Ctrl-C to stop")
-    signal.signal(signal.SIGTERM, lambda *_: background.request_stop())
-    keep_start_up_out_of_gc()
-    background.start()
-    with contextlib.suppress(KeyboardInterrupt):
-        background.wait()
+    previous = signal.signal(signal.SIGTERM, lambda *_: background.request_stop())
+    try:
+        keep_start_up_out_of_gc()
+        background.start()
+        with contextlib.suppress(KeyboardInterrupt):
+            background.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     application.db.dispose()
 
 
@@ -265,7 +268,7 @@ def orders_import(
     file_format: str | None = typer.Option(
         None, "--format", help="jsonl or csv (default: from the file's extension)."
     ),
-    batch_size: int = typer.Option(2000, min=1, help="Orders written per transaction."),
+    batch_size: int = typer.Option(10000, min=1, help="Orders written per transaction."),
     jobs: int = typer.Option(
         0, min=0, help="Processes validating orders (default: one per CPU; 1: in this one)."
     ),
@@ -293,7 +296,11 @@ def orders_import(
     jobs = jobs or os.cpu_count() or 1
     # Validation is the costly part: forked before the database is opened, the pool
     # validates and encodes chunks while this process writes the ones before.
-    pool = multiprocessing.get_context("fork").Pool(jobs) if jobs > 1 else None
+    pool = (
+        multiprocessing.get_context("fork").Pool(jobs, initializer=_ended_by_sigterm)
+        if jobs > 1
+        else None
+    )
     application = _build(_settings())
     imported = bad = 0
     started = time.perf_counter()
@@ -359,6 +366,13 @@ def orders_import(
     typer.echo(f"imported {imported} orders in {elapsed:.1f} s ({rate:,.0f}/s); {bad} bad, skipped")
     if bad:
         raise typer.Exit(1)
+
+
+def _ended_by_sigterm() -> None:
+    """A validating process ends when the pool is terminated, whatever handler of SIGTERM the
+    process it was forked from had (one would keep it waiting for work, and the import with
+    it)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 audit_app = typer.Typer(help="Verify the tamper-evident case histories.", no_args_is_help=True)

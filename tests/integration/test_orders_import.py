@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from restitution.adapters.db.engine import Database
 from restitution.adapters.db.repository import Repository
+from restitution.api import order_import
 from restitution.cli import app
 from restitution.domain.orders import Order
 from tests.integration.conftest import order_body
@@ -37,13 +40,13 @@ def _record(order_id: str, **overrides: Any) -> dict[str, Any]:
     return {"order_id": order_id, **order_body(**overrides)}
 
 
-def _import(url: str, tmp_path: Path, file: Path) -> Any:
+def _import(url: str, tmp_path: Path, file: Path, *options: str) -> Any:
     env = {
         "RESTITUTION_DATABASE_URL": url,
         "RESTITUTION_OPERATOR_KEY": "k",
         "RESTITUTION_STORAGE_DIR": str(tmp_path / "evidence"),
     }
-    return runner.invoke(app, ["orders", "import", str(file)], env=env)
+    return runner.invoke(app, ["orders", "import", *options, str(file)], env=env)
 
 
 def _order(url: str, order_id: str) -> Order | None:
@@ -66,6 +69,41 @@ def test_a_good_json_lines_file_is_imported(database_url: str, tmp_path: Path) -
     assert order is not None
     assert [line.line_id for line in order.lines] == ["l1", "l2"]
     assert order.seller_terms.return_address is not None
+
+
+_SIGTERM_SEEN = Path("unset")  # where the validating processes write how they take SIGTERM
+_parse_chunk = order_import.parse_chunk
+
+
+def _parse_telling_sigterm(chunk: Any) -> Any:
+    """`parse_chunk`, in a validating process, writing down how it takes SIGTERM."""
+    with _SIGTERM_SEEN.open("a") as seen:
+        seen.write(f"{signal.getsignal(signal.SIGTERM) is signal.SIG_DFL}\n")
+    return _parse_chunk(chunk)
+
+
+def _exit(*_: Any) -> None:
+    raise SystemExit(1)
+
+
+def test_the_validating_processes_end_on_sigterm_whatever_this_one_does(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # They are forked from this process: with a handler that did not exit (a worker's, run in
+    # the same process before), an idle one outlived the pool's terminate and the import hung.
+    # The handler here exits, so that without the reset this test fails rather than hangs.
+    file = _jsonl(tmp_path / "orders.jsonl", [_record("o_1")])
+    monkeypatch.setattr(f"{__name__}._SIGTERM_SEEN", tmp_path / "sigterm")
+    monkeypatch.setattr(order_import, "parse_chunk", _parse_telling_sigterm)
+    previous = signal.signal(signal.SIGTERM, _exit)
+    try:
+        result = _import(database_url, tmp_path, file, "--jobs", "2")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "sigterm").read_text().split() == ["True"]
+    assert _order(database_url, "o_1") is not None
 
 
 def test_bad_lines_are_reported_with_their_numbers_and_the_rest_imported(

@@ -1,5 +1,5 @@
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from restitution.domain.advice import (
@@ -75,6 +75,19 @@ def test_f1_refund_eta_advice_cites_f1_with_the_days_and_date() -> None:
     assert "30 November 2026" in advice.message
 
 
+def test_f1_refund_eta_counts_from_the_date_in_the_asking_time_s_own_zone() -> None:
+    # The same instant: Friday evening in UTC, already Saturday in UTC+3. The advice is kept
+    # per instant, so the zone must be part of what it is kept by.
+    friday_evening = datetime(2026, 10, 2, 22, 0, tzinfo=UTC)
+    saturday_morning = friday_evening.astimezone(timezone(timedelta(hours=3)))
+    assert friday_evening == saturday_morning
+    in_utc = refund_eta(POLICY, "paypal", friday_evening)
+    in_plus_3 = refund_eta(POLICY, "paypal", saturday_morning)
+    assert in_utc.data["expected_by"] == "2026-10-07T22:00:00Z"  # Mon, Tue, Wed
+    assert in_plus_3.data["expected_by"] == "2026-10-06T22:00:00Z"  # Wed 7th, 01:00 in UTC+3
+    assert refund_eta(POLICY, "paypal", friday_evening) is in_utc  # kept, and shared
+
+
 def test_an_eligible_verdict_tells_when_the_refund_should_arrive() -> None:
     assert "refund_eta" in _advice_codes(_order(), "damaged")
 
@@ -82,8 +95,14 @@ def test_an_eligible_verdict_tells_when_the_refund_should_arrive() -> None:
 # return or keep (S1, R2) --------------------------------------------------------------
 
 
+def _line(order: Order) -> tuple[Order, OrderLine]:
+    line = order.line("l1")
+    assert line is not None
+    return order, line
+
+
 def test_keeping_is_suggested_when_return_postage_is_exactly_30_percent() -> None:
-    advice = return_or_keep(POLICY, _order(estimate=300), "l1", "quality_issue", 1, "buyer")
+    advice = return_or_keep(POLICY, *_line(_order(estimate=300)), "quality_issue", 1, "buyer")
     assert advice is not None
     assert advice.code == "keep_and_ask_partial_refund"
     assert advice.clauses == ("S1", "R2")
@@ -91,18 +110,18 @@ def test_keeping_is_suggested_when_return_postage_is_exactly_30_percent() -> Non
 
 
 def test_keeping_is_not_suggested_when_return_postage_is_29_percent() -> None:
-    assert return_or_keep(POLICY, _order(estimate=290), "l1", "quality_issue", 1, "buyer") is None
+    assert return_or_keep(POLICY, *_line(_order(estimate=290)), "quality_issue", 1, "buyer") is None
 
 
 def test_keeping_is_not_suggested_just_below_the_threshold() -> None:
-    assert return_or_keep(POLICY, _order(estimate=299), "l1", "quality_issue", 1, "buyer") is None
+    assert return_or_keep(POLICY, *_line(_order(estimate=299)), "quality_issue", 1, "buyer") is None
 
 
 def test_the_item_price_for_return_or_keep_is_unit_price_times_quantity() -> None:
     order = _order(quantity=2, estimate=600)
-    assert return_or_keep(POLICY, order, "l1", "quality_issue", 2, "buyer") is not None
+    assert return_or_keep(POLICY, *_line(order), "quality_issue", 2, "buyer") is not None
     cheaper = _order(quantity=2, estimate=599)
-    assert return_or_keep(POLICY, cheaper, "l1", "quality_issue", 2, "buyer") is None
+    assert return_or_keep(POLICY, *_line(cheaper), "quality_issue", 2, "buyer") is None
 
 
 def test_a_verdict_suggests_keeping_when_the_buyer_would_pay_large_postage() -> None:

@@ -1,4 +1,5 @@
 import gc
+import signal
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,27 @@ def test_the_worker_keeps_what_start_up_made_out_of_the_garbage_collector(
 
     assert result.exit_code == 0, result.output
     assert frozen_when_starting and frozen_when_starting[0] > 0
+
+
+def test_the_worker_gives_back_the_sigterm_handler_it_found(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Run in this process, it must not leave its handler behind: processes forked later
+    # (an import's validating pool) would inherit it and outlive a terminate.
+    from restitution.services.worker import Worker
+
+    env = _server_env(tmp_path)
+    assert runner.invoke(app, ["migrate"], env=env).exit_code == 0
+    during: list[object] = []
+    monkeypatch.setattr(Worker, "start", lambda _: None)
+    monkeypatch.setattr(Worker, "wait", lambda _: during.append(signal.getsignal(signal.SIGTERM)))
+    before = signal.getsignal(signal.SIGTERM)
+
+    result = _invoke_unfrozen(["worker"], env)
+
+    assert result.exit_code == 0, result.output
+    assert during and during[0] is not before  # the worker's own, while it ran
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 def test_serve_on_sqlite_dispatches_its_outbox_on_the_event_loop(

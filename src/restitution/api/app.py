@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
 from fastapi import APIRouter, FastAPI
+from fastapi.telemetry import TelemetryConfig
+from opentelemetry import _logs as otel_logs
+from opentelemetry import metrics, trace
 
 from restitution import __version__
 from restitution.api import errors
@@ -38,6 +42,32 @@ def add_routes(api: FastAPI, router: APIRouter) -> None:
     `dependency_overrides` do not reach them (Restitution does not use them).
     """
     api.router.routes.extend(router.routes)
+
+
+# OpenTelemetry's stand-ins until a deployment sets a provider (opentelemetry has no public
+# "is one set?"; FastAPI asks the same way).
+_PROVIDER_STAND_INS = frozenset(
+    {"ProxyTracerProvider", "_ProxyMeterProvider", "ProxyLoggerProvider"}
+)
+
+
+def fastapi_telemetry() -> TelemetryConfig | None:
+    """FastAPI's own OpenTelemetry (a span, metrics and logs per request) as the deployment
+    set it up before the server started: on (FastAPI's defaults) when a tracer, meter or
+    logger provider is set (say by `opentelemetry-instrument`) or `FASTAPI_OTEL_AUTO_CONFIGURE`
+    is `true`; otherwise off. Left on without a provider, FastAPI asks on every request whether
+    one has been set since: ~4-7 µs, more than choosing the route (bench/RESULTS.md, round 6).
+    """
+    if os.environ.get("FASTAPI_OTEL_AUTO_CONFIGURE", "").lower() == "true":
+        return None
+    providers = (
+        trace.get_tracer_provider(),
+        metrics.get_meter_provider(),
+        otel_logs.get_logger_provider(),
+    )
+    if any(type(provider).__name__ not in _PROVIDER_STAND_INS for provider in providers):
+        return None
+    return {"tracing": False, "metrics": False, "logs": False}
 
 
 def _log_if_failed(task: asyncio.Task[None]) -> None:
@@ -74,6 +104,7 @@ def create_api(
                 await app.db.close_async_reads()
 
     api = FastAPI(
+        telemetry=fastapi_telemetry(),
         lifespan=lifespan,
         title="Restitution API",
         version=__version__,

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 
 from restitution.domain.calendar import add_business_days
 from restitution.domain.history import format_time
 from restitution.domain.money import Money
-from restitution.domain.orders import Order
+from restitution.domain.orders import Order, OrderLine
 from restitution.domain.policy import Policy
 
 KEEP_AND_ASK_PARTIAL_REFUND = "keep_and_ask_partial_refund"
@@ -70,7 +70,19 @@ def refund_eta(
     policy: Policy, method: str, from_time: datetime, country: str | None = None
 ) -> Advice:
     days = policy.refund_days_for(method)
-    arrives_by = add_business_days(from_time, days, country or policy.holiday_country)
+    country = country or policy.holiday_country
+    return _refund_eta(method, days, from_time, from_time.utcoffset(), country)
+
+
+@lru_cache(maxsize=256)
+def _refund_eta(
+    method: str, days: int, from_time: datetime, offset: timedelta | None, country: str
+) -> Advice:
+    # Business days count from the date in `from_time`'s own zone: the same instant at the
+    # same offset reads the same date, so gives the same (immutable, shared) advice. An
+    # eligibility answer asks once per eligible reason of every line, all at one `now`
+    # (bench/RESULTS.md, round 6).
+    arrives_by = add_business_days(from_time, days, country)
     return Advice(
         code=REFUND_ETA,
         message=_refund_eta_message(method, days, arrives_by.date()),
@@ -92,7 +104,7 @@ def _refund_eta_message(method: str, days: int, arrives_on: date) -> str:
 def return_or_keep(
     policy: Policy,
     order: Order,
-    line_id: str,
+    line: OrderLine,
     reason: str,
     quantity: int,
     return_shipping_paid_by: str,
@@ -105,7 +117,7 @@ def return_or_keep(
         or reason not in policy.partial_refund_reasons
     ):
         return None
-    price = order.item_value(line_id, quantity)
+    price = Money(line.unit_amount * quantity, order.currency)
     threshold = policy.return_or_keep_threshold_percent
     if estimate * 100 < threshold * price.amount:
         return None

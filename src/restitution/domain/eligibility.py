@@ -366,9 +366,7 @@ class _VerdictBuilder:
         advice: list[Advice] = []
         if self.closes_at is not None and window_clause != "W3":
             advice.append(tips.window_closing(self.closes_at, window_clause))
-        keep = tips.return_or_keep(
-            self.policy, self.order, line.line_id, self.reason, quantity, self.payer
-        )
+        keep = tips.return_or_keep(self.policy, self.order, line, self.reason, quantity, self.payer)
         if keep is not None:
             advice.append(keep)
         checklist = tips.evidence_checklist(self.policy, self.reason)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from restitution.domain.errors import InvalidInput
 
@@ -105,12 +106,19 @@ class Money:
         return {"amount": self.amount, "currency": self.currency}
 
     def __str__(self) -> str:
-        exponent = currency_exponent(self.currency)
-        sign = "-" if self.amount < 0 else ""
-        units, minor = divmod(abs(self.amount), 10**exponent)
-        if exponent == 0:
-            return f"{sign}{units} {self.currency}"
-        return f"{sign}{units}.{minor:0{exponent}d} {self.currency}"
+        return _text(self.amount, self.currency)
+
+
+@lru_cache(maxsize=4096)
+def _text(amount: int, currency: str) -> str:
+    """`12.50 USD`. Kept per amount: an eligibility answer writes the same few amounts in
+    the messages of several reasons (bench/RESULTS.md, round 6)."""
+    exponent = currency_exponent(currency)
+    sign = "-" if amount < 0 else ""
+    units, minor = divmod(abs(amount), 10**exponent)
+    if exponent == 0:
+        return f"{sign}{units} {currency}"
+    return f"{sign}{units}.{minor:0{exponent}d} {currency}"
 
 
 def allocate(total: int, weights: Sequence[int]) -> list[int]:

@@ -108,10 +108,6 @@ class Order:
         shipping = share if quantity >= line.quantity else share * quantity // line.quantity
         return Money(line.unit_amount * quantity + shipping, self.currency)
 
-    def item_value(self, line_id: str, quantity: int) -> Money:
-        line = self._line_or_raise(line_id)
-        return Money(line.unit_amount * quantity, self.currency)
-
     def _line_or_raise(self, line_id: str) -> OrderLine:
         line = self.line(line_id)
         if line is None:
