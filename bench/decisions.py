@@ -1,7 +1,8 @@
 """Eligibility decisions per second in-process: the pure domain on one core.
 
 A decision is one verdict: may this line be claimed for this reason, now, and on what terms.
-The orders mix the benchmark's not-yet-delivered order and a delivered one, every reason each.
+The orders mix the benchmark's not-yet-delivered order and a delivered one, every reason each,
+asked as the eligibility route asks them (`evaluate_line`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from datetime import timedelta
 from bench.data import NOW, order_body
 from restitution.api.order_import import OrderRecordIn
 from restitution.api.routes.orders import order_from_body
-from restitution.domain.eligibility import evaluate
+from restitution.domain.eligibility import evaluate_line
 from restitution.domain.policy import REASONS
 from restitution.policies import default_policy
 
@@ -41,11 +42,10 @@ def measure(seconds: float) -> float:
         started = time.perf_counter()
         while (elapsed := time.perf_counter() - started) < seconds / ROUNDS:
             for order in answers:
-                # As a server answers: every reason of a line at one `now`, a new one per
-                # answer (what is kept per instant serves one answer only).
+                # As a server answers: every reason of a line at one `now` (`evaluate_line`),
+                # a new one per answer (what is kept per instant serves one answer only).
                 now = NOW + timedelta(microseconds=done)
-                for reason in REASONS:
-                    evaluate(policy, order, "l1", reason, now)
+                evaluate_line(policy, order, "l1", now)
                 done += len(REASONS)
         best = max(best, done / elapsed)
     return best

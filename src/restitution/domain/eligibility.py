@@ -111,9 +111,13 @@ def require_evidence(policy: Policy, reason: str, attachment_count: int) -> None
 def evaluate_line(
     policy: Policy, order: Order, line_id: str, now: datetime, already_refunded: int = 0
 ) -> list[Verdict]:
-    """The verdict for every reason, in the order of `REASONS`."""
+    """The verdict for every reason, in the order of `REASONS`: each what `evaluate` answers,
+    with what the reasons share (the line, its windows, the most that can be refunded, the
+    refund ETA) worked out once for them all (an eligibility answer asks every reason of
+    every line; bench/RESULTS.md, round 6)."""
+    shared = _Shared()
     return [
-        evaluate(policy, order, line_id, reason, now, already_refunded=already_refunded)
+        _evaluate(policy, order, line_id, reason, now, None, already_refunded, shared)
         for reason in REASONS
     ]
 
@@ -133,6 +137,19 @@ def evaluate(
     `already_refunded` is what other cases have refunded or have pending on this line, in
     minor units; the refund offered never exceeds what was paid for the line minus that.
     """
+    return _evaluate(policy, order, line_id, reason, now, quantity, already_refunded, _Shared())
+
+
+def _evaluate(
+    policy: Policy,
+    order: Order,
+    line_id: str,
+    reason: str,
+    now: datetime,
+    quantity: int | None,
+    already_refunded: int,
+    shared: _Shared,
+) -> Verdict:
     if reason not in REASONS:
         raise InvalidInput(
             "invalid_reason", f"reason must be one of {', '.join(REASONS)}", param="reason"
@@ -143,9 +160,9 @@ def evaluate(
         raise InvalidInput(
             "invalid_amount", "already_refunded must be a non-negative integer of minor units"
         )
-    verdict = _VerdictBuilder(policy, order, line_id, reason)
+    verdict = _VerdictBuilder(policy, order, line_id, reason, shared)
 
-    line = _line(order, line_id)
+    line = shared.line(order, line_id)
     if line is None:
         return verdict.refuse("unknown_line", f"The order has no line {line_id!r}.")
     if quantity is None:
@@ -155,7 +172,7 @@ def evaluate(
             "invalid_quantity", f"The quantity must be a whole number from 1 to {line.quantity}."
         )
 
-    window_clause, closes_at, refusal = _window(policy, order, line, reason, now)
+    window_clause, closes_at, refusal = shared.window(policy, order, line, reason, now)
     verdict.closes_at = closes_at
     if refusal is not None:
         code, message = refusal
@@ -195,7 +212,7 @@ def evaluate(
             "R3",
         )
 
-    max_refund = _max_refund(order, line, quantity, already_refunded)
+    max_refund = shared.max_refund(order, line, quantity, already_refunded)
     if not max_refund.is_positive:
         return verdict.refuse(
             "nothing_left_to_refund",
@@ -203,6 +220,46 @@ def evaluate(
             remedy_clause,
         )
     return verdict.allow(line, quantity, remedy_clause, remedies, max_refund, now)
+
+
+class _Shared:
+    """What the reasons asked about one line of one order, at one `now` and with the same
+    amount already refunded, have in common: worked out for the first reason that needs it."""
+
+    __slots__ = ("_line", "_max_refund", "_refund_eta", "_windows")
+
+    def __init__(self) -> None:
+        self._line: tuple[OrderLine | None] | None = None
+        self._windows: dict[bool, tuple[str, datetime | None, _Refusal | None]] = {}
+        self._max_refund: tuple[int, Money] | None = None  # per quantity
+        self._refund_eta: Advice | None = None
+
+    def line(self, order: Order, line_id: str) -> OrderLine | None:
+        if self._line is None:
+            self._line = (_line(order, line_id),)
+        return self._line[0]
+
+    def window(
+        self, policy: Policy, order: Order, line: OrderLine, reason: str, now: datetime
+    ) -> tuple[str, datetime | None, _Refusal | None]:
+        # Not received has its own window (W3); every other reason the line's after delivery.
+        not_received = reason == "not_received"
+        window = self._windows.get(not_received)
+        if window is None:
+            window = self._windows[not_received] = _window(policy, order, line, reason, now)
+        return window
+
+    def max_refund(
+        self, order: Order, line: OrderLine, quantity: int, already_refunded: int
+    ) -> Money:
+        if self._max_refund is None or self._max_refund[0] != quantity:
+            self._max_refund = (quantity, _max_refund(order, line, quantity, already_refunded))
+        return self._max_refund[1]
+
+    def refund_eta(self, policy: Policy, order: Order, now: datetime) -> Advice:
+        if self._refund_eta is None:
+            self._refund_eta = tips.refund_eta(policy, order.payment.method, now)
+        return self._refund_eta
 
 
 def _line(order: Order, line_id: str) -> OrderLine | None:
@@ -318,11 +375,14 @@ def _remedies(policy: Policy, reason: str) -> tuple[str, tuple[str, ...]]:
 class _VerdictBuilder:
     """Collects the clauses that applied while the checks run, then writes the verdict."""
 
-    def __init__(self, policy: Policy, order: Order, line_id: str, reason: str) -> None:
+    def __init__(
+        self, policy: Policy, order: Order, line_id: str, reason: str, shared: _Shared
+    ) -> None:
         self.policy = policy
         self.order = order
         self.line_id = line_id
         self.reason = reason
+        self.shared = shared
         self.payer = return_shipping_paid_by(policy, order, reason)
         self.evidence_required = reason in policy.evidence_required_reasons
         self.closes_at: datetime | None = None
@@ -372,7 +432,7 @@ class _VerdictBuilder:
         checklist = tips.evidence_checklist(self.policy, self.reason)
         if checklist is not None:
             advice.append(checklist)
-        advice.append(tips.refund_eta(self.policy, self.order.payment.method, now))
+        advice.append(self.shared.refund_eta(self.policy, self.order, now))
 
         until = f" until {describe_moment(self.closes_at)}" if self.closes_at else ""
         return Verdict(
