@@ -43,7 +43,7 @@ def measure(seconds: float) -> float:
         while (elapsed := time.perf_counter() - started) < seconds / ROUNDS:
             for order in answers:
                 # As a server answers: every reason of a line at one `now` (`evaluate_line`),
-                # a new one per answer (what is kept per instant serves one answer only).
+                # a new one per answer (nothing worked out for one answer serves another).
                 now = NOW + timedelta(microseconds=done)
                 evaluate_line(policy, order, "l1", now)
                 done += len(REASONS)

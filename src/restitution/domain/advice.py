@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from functools import lru_cache
 
 from restitution.domain.calendar import add_business_days
@@ -70,19 +70,7 @@ def refund_eta(
     policy: Policy, method: str, from_time: datetime, country: str | None = None
 ) -> Advice:
     days = policy.refund_days_for(method)
-    country = country or policy.holiday_country
-    return _refund_eta(method, days, from_time, from_time.utcoffset(), country)
-
-
-@lru_cache(maxsize=256)
-def _refund_eta(
-    method: str, days: int, from_time: datetime, offset: timedelta | None, country: str
-) -> Advice:
-    # Business days count from the date in `from_time`'s own zone: the same instant at the
-    # same offset reads the same date, so gives the same (immutable, shared) advice. An
-    # eligibility answer asks once per eligible reason of every line, all at one `now`
-    # (bench/RESULTS.md, round 6).
-    arrives_by = add_business_days(from_time, days, country)
+    arrives_by = add_business_days(from_time, days, country or policy.holiday_country)
     return Advice(
         code=REFUND_ETA,
         message=_refund_eta_message(method, days, arrives_by.date()),

@@ -115,7 +115,7 @@ def evaluate_line(
     with what the reasons share (the line, its windows, the most that can be refunded, the
     refund ETA) worked out once for them all (an eligibility answer asks every reason of
     every line; bench/RESULTS.md, round 6)."""
-    shared = _Shared()
+    shared = _Shared(_line(order, line_id))
     return [
         _evaluate(policy, order, line_id, reason, now, None, already_refunded, shared)
         for reason in REASONS
@@ -137,7 +137,8 @@ def evaluate(
     `already_refunded` is what other cases have refunded or have pending on this line, in
     minor units; the refund offered never exceeds what was paid for the line minus that.
     """
-    return _evaluate(policy, order, line_id, reason, now, quantity, already_refunded, _Shared())
+    shared = _Shared(_line(order, line_id))
+    return _evaluate(policy, order, line_id, reason, now, quantity, already_refunded, shared)
 
 
 def _evaluate(
@@ -162,7 +163,7 @@ def _evaluate(
         )
     verdict = _VerdictBuilder(policy, order, line_id, reason, shared)
 
-    line = shared.line(order, line_id)
+    line = shared.line
     if line is None:
         return verdict.refuse("unknown_line", f"The order has no line {line_id!r}.")
     if quantity is None:
@@ -226,18 +227,13 @@ class _Shared:
     """What the reasons asked about one line of one order, at one `now` and with the same
     amount already refunded, have in common: worked out for the first reason that needs it."""
 
-    __slots__ = ("_line", "_max_refund", "_refund_eta", "_windows")
+    __slots__ = ("_max_refund", "_refund_eta", "_windows", "line")
 
-    def __init__(self) -> None:
-        self._line: tuple[OrderLine | None] | None = None
+    def __init__(self, line: OrderLine | None) -> None:
+        self.line = line
         self._windows: dict[bool, tuple[str, datetime | None, _Refusal | None]] = {}
         self._max_refund: tuple[int, Money] | None = None  # per quantity
         self._refund_eta: Advice | None = None
-
-    def line(self, order: Order, line_id: str) -> OrderLine | None:
-        if self._line is None:
-            self._line = (_line(order, line_id),)
-        return self._line[0]
 
     def window(
         self, policy: Policy, order: Order, line: OrderLine, reason: str, now: datetime
