@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,13 +16,14 @@ from restitution.adapters.db import tables as t
 from restitution.adapters.db.repository import Repository
 from restitution.domain.cases import Case, apply
 from restitution.domain.errors import Conflict
-from restitution.services import audit, deadlines
+from restitution.services import audit, deadlines, insights
 from restitution.services.clock import TestClock
 from restitution.services.deadlines import fire_due
-from tests.integration.case_steps import event_types, fired_per_case, get_case, open_cases
+from tests.integration.case_steps import event_types, fired_per_case, get_case, ok, open_cases
 from tests.integration.conftest import ON_POSTGRES, Api
 
 DAY = 24 * 3600
+RETRY_FIRST_AT_MOST = deadlines.RETRY_BASE.total_seconds()  # the first back-off, jitter included
 
 
 def _pass_d1(api: Api) -> None:
@@ -113,7 +115,6 @@ def test_a_case_that_cannot_be_fired_holds_back_no_other(
     heal = _failing_for(monkeypatch, bad)
 
     assert fire_due(api.app) == 5  # the batch failed; one by one, all but the bad one fired
-    assert fire_due(api.app) == 0  # tried again, and still failing: nothing else to fire
     good = [case_id for case_id in case_ids if case_id != bad]
     assert fired_per_case(api) == {**dict.fromkeys(good, 1), case_ids[0]: 2}
     assert {get_case(api, case_id)["outcome"] for case_id in good} == {"refunded"}
@@ -121,6 +122,8 @@ def test_a_case_that_cannot_be_fired_holds_back_no_other(
     assert event_types(api, bad) == ["case.opened"]
 
     heal()
+    assert fire_due(api.app) == 0  # still due, but backing off: not taken yet
+    api.app.clock.advance(RETRY_FIRST_AT_MOST)
     assert fire_due(api.app) == 1
     assert get_case(api, bad)["outcome"] == "refunded"
     assert fired_per_case(api)[bad] == 1
@@ -165,3 +168,83 @@ def test_a_case_changed_while_its_batch_runs_is_fired_one_by_one(
     assert changed == [moved]
     assert fired_per_case(api) == dict.fromkeys(case_ids, 1)
     assert {get_case(api, case_id)["outcome"] for case_id in case_ids} == {"refunded"}
+
+
+def _pending_deadline(api: Api, case_id: str) -> Any:
+    d = t.deadlines.c
+    with api.app.db.transaction(write=False) as conn:
+        return conn.execute(
+            select(d.attempts, d.next_attempt_at, d.last_error).where(
+                d.case_id == case_id, d.fired_at.is_(None), d.cleared_at.is_(None)
+            )
+        ).one()
+
+
+def test_a_deadline_that_fails_alone_backs_off_and_keeps_its_error(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [bad] = open_cases(api, 1)
+    _pass_d1(api)
+    _failing_for(monkeypatch, bad)
+    assert fire_due(api.app) == 0
+    first_try = api.app.clock.now()
+    row = _pending_deadline(api, bad)
+    assert row.attempts == 1
+    assert row.last_error == f"RuntimeError: cannot fire {bad}"
+    # About a minute, less a random share of up to half, so that sweepers do not align.
+    assert timedelta(seconds=30) <= row.next_attempt_at - first_try <= timedelta(minutes=1)
+    assert insights.overview(api.app, first_try).deadlines_failing == 1
+
+    api.app.clock.advance(30)
+    if api.app.clock.now() < row.next_attempt_at:
+        assert fire_due(api.app) == 0  # not tried before its time
+        assert _pending_deadline(api, bad).attempts == 1
+    api.app.clock.advance(RETRY_FIRST_AT_MOST)
+    assert fire_due(api.app) == 0  # tried, failed again: the wait doubles
+    second_try = api.app.clock.now()
+    row = _pending_deadline(api, bad)
+    assert row.attempts == 2
+    assert timedelta(minutes=1) <= row.next_attempt_at - second_try <= timedelta(minutes=2)
+
+
+def test_a_deadline_backing_off_leaves_the_next_batch_whole(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [bad] = open_cases(api, 1)
+    api.app.clock.advance(10)
+    later = []
+    for number in range(3):  # their D1 falls due 10 s after the bad one's
+        api.put_order(f"o_later_{number}")
+        later.append(ok(api.open_case(f"o_later_{number}"), 201)["id"])
+    bad_due = _pending_deadline_due(api, bad)
+    later_due = max(_pending_deadline_due(api, case_id) for case_id in later)
+    assert bad_due < later_due
+    _failing_for(monkeypatch, bad)
+    fallen_back: list[int] = []
+    one_by_one = deadlines._fire_one_by_one
+
+    def counting(app: Any, now: Any, rows: list[Any]) -> Any:
+        fallen_back.append(len(rows))
+        return one_by_one(app, now, rows)
+
+    monkeypatch.setattr(deadlines, "_fire_one_by_one", counting)
+    api.app.clock.set(bad_due)
+    assert fire_due(api.app) == 0  # the bad one alone, failed, backing off
+    assert fallen_back == [1]
+    assert _pending_deadline(api, bad).next_attempt_at > later_due
+
+    api.app.clock.set(later_due)
+    assert fire_due(api.app) == 3
+    assert fallen_back == [1]  # the batch of three fired whole, without the bad one
+    assert fired_per_case(api) == dict.fromkeys(later, 1)
+    assert insights.overview(api.app, later_due).deadlines_failing == 1
+
+
+def _pending_deadline_due(api: Api, case_id: str) -> Any:
+    d = t.deadlines.c
+    with api.app.db.transaction(write=False) as conn:
+        return conn.execute(
+            select(d.due_at).where(
+                d.case_id == case_id, d.fired_at.is_(None), d.cleared_at.is_(None)
+            )
+        ).scalar_one()

@@ -62,3 +62,40 @@ def test_an_id_begins_with_the_time_it_was_made(monkeypatch: pytest.MonkeyPatch)
     made = ids.new_id("case")
     assert made.startswith("case_" + _digits(1_795_000_000_123, 10))
     assert len(made) == len("case_") + 26
+
+
+def test_the_random_bits_are_drawn_outside_the_lock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Drawing them is a system call, which lets other threads run: under the lock, every
+    other thread making an id waited for the holder to get the GIL back."""
+    drawn_under_lock: list[bool] = []
+    real = ids.secrets.randbits
+
+    def randbits(bits: int) -> int:
+        drawn_under_lock.append(ids._lock.locked())
+        return real(bits)
+
+    monkeypatch.setattr(ids.secrets, "randbits", randbits)
+    for _ in range(50):  # new milliseconds and the same one
+        new_id("evt")
+    assert drawn_under_lock
+    assert not any(drawn_under_lock)
+
+
+def test_the_body_counts_up_by_at_most_sixteen_random_bits_within_a_millisecond(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ids.time, "time_ns", lambda: 1_795_000_000_123_456_789)
+    monkeypatch.setattr(ids, "_last", (1_795_000_000_123, 1000))
+    monkeypatch.setattr(ids.secrets, "randbits", lambda bits: (1 << bits) - 1)
+    made = ids.new_id("evt")
+    assert made.endswith(_digits(1000 + 1 + 0xFFFF, 16))
+
+
+def test_a_body_that_would_overflow_moves_to_the_next_millisecond(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ids.time, "time_ns", lambda: 1_795_000_000_123_456_789)
+    monkeypatch.setattr(ids, "_last", (1_795_000_000_123, (1 << 80) - 1))
+    monkeypatch.setattr(ids.secrets, "randbits", lambda bits: (1 << bits) - 1)
+    made = ids.new_id("evt")
+    assert made == "evt_" + _digits(1_795_000_000_124, 10) + _digits((1 << 79) - 1, 16)

@@ -11,13 +11,15 @@ the end, a statement or two per table (`Repository.batched_writes`): each case's
 events, outbox rows, refund and deadline rows commit together. When a batch fails (a case
 changed meanwhile, a case that cannot be fired), it is rolled back and its deadlines are
 fired one by one, each in its own transaction, so one bad case never holds back the
-others; a deadline that fails alone stays due and is tried again on the next tick.
+others. A deadline that fails alone stays due, but backs off: its attempts are counted and it
+is not taken again, by any batch, before its next attempt is due (1 minute, doubling, at most
+an hour), so it does not make every tick's batch fall back to one by one.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -26,12 +28,16 @@ from restitution.adapters.db.repository import Repository
 from restitution.domain.cases import SYSTEM, Case, apply, deadline_command
 from restitution.services import refunds
 from restitution.services.context import App
+from restitution.services.retry import backoff
 
 log = structlog.get_logger()
 
 # Deadlines per transaction; SQLite's single write lock is held for a short batch only.
 BATCH = 200
 SQLITE_BATCH = 50
+# A deadline that failed to fire is taken again after about this, doubling, at most RETRY_CAP.
+RETRY_BASE = timedelta(minutes=1)
+RETRY_CAP = timedelta(hours=1)
 
 
 def fire_due(
@@ -111,14 +117,35 @@ def _fire_one_by_one(app: App, now: datetime, rows: list[Any]) -> tuple[int, lis
                 if again is None:
                     continue
                 after = _fire(app, repo, again, repo.get_case(again.case_id, for_write=True))
-        except Exception:
-            log.exception("deadline_failed", deadline_id=row.id, case_id=row.case_id)
+        except Exception as exc:
+            _defer(app, row, now, exc)
             complete = False
             continue
         taken += 1
         if after is not None:
             moved.append(after)
     return taken, moved, complete
+
+
+def _defer(app: App, row: Any, now: datetime, error: Exception) -> None:
+    """Count a failed attempt at `row` and set when it is due again (logged either way)."""
+    attempts = row.attempts + 1
+    next_attempt_at = now + backoff(attempts, RETRY_BASE, RETRY_CAP)
+    log.error(
+        "deadline_failed",
+        deadline_id=row.id,
+        case_id=row.case_id,
+        attempts=attempts,
+        next_attempt_at=next_attempt_at.isoformat(),
+        exc_info=error,
+    )
+    try:
+        with app.db.transaction() as conn:
+            Repository(conn).defer_deadline(
+                row.id, next_attempt_at, f"{type(error).__name__}: {error}"[:500]
+            )
+    except Exception:  # the database itself failing: the deadline is simply tried again
+        log.exception("deadline_defer_failed", deadline_id=row.id)
 
 
 def _fire(app: App, repo: Repository, row: Any, case: Case | None) -> Case | None:

@@ -33,14 +33,17 @@ def new_id(prefix: str) -> str:
     """Milliseconds since the epoch (10 chars) then 80 random bits (16 chars)."""
     global _last
     millis = time.time_ns() // 1_000_000
+    # Drawn before the lock: the system call lets other threads run, and one holding the
+    # lock there made every other id-making thread wait for it to get the GIL back.
+    fresh = secrets.randbits(_RANDOM_BITS)
     with _lock:
         last_millis, last_random = _last
         if millis > last_millis:
-            random = secrets.randbits(_RANDOM_BITS)
+            random = fresh
         else:  # the same millisecond (or the clock stepped back): keep counting up
             millis = last_millis
-            random = last_random + 1 + secrets.randbits(16)
+            random = last_random + 1 + (fresh >> (_RANDOM_BITS - 16))
             if random >= 1 << _RANDOM_BITS:  # practically never: move to the next millisecond
-                millis, random = millis + 1, secrets.randbits(_RANDOM_BITS - 1)
+                millis, random = millis + 1, fresh >> 1
         _last = (millis, random)
     return f"{prefix}_{_base32(millis, random)}"

@@ -119,6 +119,7 @@ def buyer_history(app: App, buyer_id: str) -> list[Any]:
 class Overview:
     open_by_status: dict[str, int]
     past_deadline: int
+    deadlines_failing: int  # failed to fire, waiting to be tried again (services.deadlines)
     refunds_this_week: int
     refunded_this_week: dict[str, int]  # currency → minor units
     dispute_rates: list[DisputeRate]
@@ -131,12 +132,14 @@ def overview(app: App, now: datetime) -> Overview:
     with app.db.transaction(write=False) as conn:
         by_status = Counter(db.unresolved_cases_by_status(conn))
         past_deadline = db.cases_past_deadline(conn, now)
+        deadlines_failing = db.deadlines_failing(conn)
         refund_rows = db.refunds_since(conn, week_ago)
         resolved_rows = db.resolved_case_times(conn)
     durations = [row.status_since - row.created_at for row in resolved_rows]
     return Overview(
         open_by_status={status: by_status.get(status, 0) for status in OPEN_STATUSES},
         past_deadline=past_deadline,
+        deadlines_failing=deadlines_failing,
         refunds_this_week=sum(int(row[1]) for row in refund_rows),
         refunded_this_week={row[0]: int(row[2] or 0) for row in refund_rows},
         dispute_rates=dispute_rates(app),

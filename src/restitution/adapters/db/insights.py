@@ -99,6 +99,15 @@ def cases_past_deadline(conn: Connection, now: datetime) -> int:
     return int(count or 0)
 
 
+def deadlines_failing(conn: Connection) -> int:
+    """How many deadlines still to fire have failed to (`deadlines.attempts`)."""
+    d = t.deadlines.c
+    count = conn.execute(
+        select(func.count()).where(d.fired_at.is_(None), d.cleared_at.is_(None), d.attempts > 0)
+    ).scalar_one()
+    return int(count or 0)
+
+
 def refunds_since(conn: Connection, since: datetime) -> list[Any]:
     """(currency, count, sum of amounts) of the refunds created since `since`."""
     r = t.refunds.c

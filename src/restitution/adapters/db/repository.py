@@ -128,6 +128,8 @@ _pending_due = select(t.deadlines.c.id).where(
     t.deadlines.c.cleared_at.is_(None),
     t.deadlines.c.auto.is_(True),
     t.deadlines.c.due_at <= bindparam("now"),
+    # One whose firing failed waits out its back-off (`Repository.defer_deadline`).
+    or_(t.deadlines.c.next_attempt_at.is_(None), t.deadlines.c.next_attempt_at <= bindparam("now")),
 )
 # The sweeper's order; on PostgreSQL concurrent sweepers skip the rows another one holds.
 _next_due = _pending_due.order_by(t.deadlines.c.due_at, t.deadlines.c.id).limit(bindparam("limit"))
@@ -148,6 +150,15 @@ _TAKE_DUE_DEADLINES_SKIP_LOCKED = _take(_next_due.with_for_update(skip_locked=Tr
 _one_due = _pending_due.where(t.deadlines.c.id == bindparam("deadline_id"))
 _TAKE_DEADLINE = _take(_one_due)
 _TAKE_DEADLINE_SKIP_LOCKED = _take(_one_due.with_for_update(skip_locked=True))
+_DEFER_DEADLINE = Prepared(
+    update(t.deadlines)
+    .where(t.deadlines.c.id == bindparam("deadline_id"), t.deadlines.c.fired_at.is_(None))
+    .values(
+        attempts=t.deadlines.c.attempts + 1,
+        next_attempt_at=bindparam("next_attempt_at"),
+        last_error=bindparam("last_error"),
+    )
+)
 _INSERT_EVENT = Prepared(insert(t.events), columns=_columns(t.events))
 _INSERT_OUTBOX = Prepared(
     insert(t.outbox), columns=["event_id", "type", "payload", "created_at", "next_attempt_at"]
@@ -533,6 +544,14 @@ class Repository:
         """That deadline, marked fired, if it is due and nobody fired it; else None."""
         query = _TAKE_DEADLINE_SKIP_LOCKED if self.is_postgres else _TAKE_DEADLINE
         return query.first(self.conn, {"deadline_id": deadline_id, "now": now})
+
+    def defer_deadline(self, deadline_id: int, next_attempt_at: datetime, error: str) -> None:
+        """A deadline that failed to fire: one more attempt counted, not taken again before
+        `next_attempt_at`, its error kept for the operator."""
+        _DEFER_DEADLINE.run(
+            self.conn,
+            {"deadline_id": deadline_id, "next_attempt_at": next_attempt_at, "last_error": error},
+        )
 
     # ------------------------------------------------------------------ events
 

@@ -284,6 +284,10 @@ deadlines = Table(
     _ts("fired_at"),
     _ts("cleared_at"),
     _ts("reminded_at"),
+    # A deadline whose firing failed waits before it is taken again (0007).
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    _ts("next_attempt_at"),
+    Column("last_error", Text),
     Index(
         "ix_deadlines_pending",
         "due_at",
