@@ -4,6 +4,7 @@ SQLite inline, on the event loop."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from types import SimpleNamespace
 from typing import Any
@@ -54,3 +55,13 @@ def test_sqlite_use_cases_run_inline_on_the_event_loop() -> None:
     in_use_case, on_loop = asyncio.run(main())
 
     assert in_use_case == on_loop
+
+
+def test_a_use_case_thread_sees_the_requests_context_variables() -> None:
+    request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id")
+
+    async def main() -> str:
+        request_id.set("req_1")
+        return await use_case(_app(sqlite=False), request_id.get)
+
+    assert asyncio.run(main()) == "req_1"

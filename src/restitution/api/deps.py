@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import functools
 import hmac
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any, ParamSpec, TypeVar
 
-import anyio
-import anyio.to_thread
-from anyio.lowlevel import RunVar
 from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.dependencies.models import Dependant
@@ -106,9 +106,11 @@ OperatorDep = Annotated[Principal, Depends(require_operator)]
 # Use cases running at once on PostgreSQL, each in a thread. Enough to overlap the round trips
 # of a dozen statements; more only queue on the GIL: with the thread pool's 40, the write
 # benchmark's p99 was 325-405 ms, with 8 it is 150-160 ms at 8 % more requests/s
-# (bench/RESULTS.md). Requests beyond it wait their turn on the event loop, in order.
+# (bench/RESULTS.md). Requests beyond it wait their turn in the pool's queue, in order.
 USE_CASE_THREADS = 8
-_use_case_limiter: RunVar[anyio.CapacityLimiter] = RunVar("use_case_limiter")
+# The process's own pool, handed work by asyncio directly: anyio's `to_thread.run_sync` with
+# a limiter cost ~110 µs of CPU per call here, this ~30 µs (bench/RESULTS.md, round 7).
+_use_case_threads = ThreadPoolExecutor(USE_CASE_THREADS, thread_name_prefix="use-case")
 
 
 async def use_case(app: App, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -117,14 +119,9 @@ async def use_case(app: App, function: Callable[P, T], *args: P.args, **kwargs: 
     On SQLite, inline on the event loop: its writes are serialised anyway, and a thread pool
     queueing on its write lock was the slowest way measured (CEILINGS.md; bench/RESULTS.md).
     On PostgreSQL, in a thread, at most `USE_CASE_THREADS` at once, so requests overlap
-    their round trips.
+    their round trips; the thread sees the request's context variables.
     """
     if app.db.is_sqlite:
         return function(*args, **kwargs)
-    try:
-        limiter = _use_case_limiter.get()
-    except LookupError:  # the first use case on this event loop (tests run many loops)
-        limiter = anyio.CapacityLimiter(USE_CASE_THREADS)
-        _use_case_limiter.set(limiter)
-    call = functools.partial(function, *args, **kwargs)
-    return await anyio.to_thread.run_sync(call, limiter=limiter)
+    call = functools.partial(contextvars.copy_context().run, function, *args, **kwargs)
+    return await asyncio.get_running_loop().run_in_executor(_use_case_threads, call)
