@@ -24,8 +24,9 @@ from tests.integration.messaging import pending_outbox_rows, undispatched
 ROWS = outbox.BATCH + 5  # more than a batch on either backend
 
 
-async def _until_dispatched(app: App, worker: Worker) -> None:
-    """Run the worker's loop work until the outbox is empty (a test fails, never hangs)."""
+async def _until_dispatched(app: App, worker: Worker) -> bool:
+    """Run the worker's loop work until the outbox is empty (a test fails, never hangs):
+    whether the messages thread was woken meanwhile (stopping the worker wakes it too)."""
 
     async def drained() -> None:
         while undispatched(app):
@@ -34,21 +35,49 @@ async def _until_dispatched(app: App, worker: Worker) -> None:
     background = asyncio.create_task(worker.run_on_event_loop())
     try:
         await asyncio.wait_for(drained(), timeout=30)
+        return worker._wake["messages"].is_set()
     finally:
         worker.request_stop()
         background.cancel()
 
 
+def _webhook_endpoint(app: App) -> None:
+    with app.db.transaction() as conn:
+        messaging.insert_endpoint(
+            conn,
+            {
+                "id": "whe_1",
+                "url": "http://127.0.0.1:9/hook",
+                "events": ["case.*"],
+                "secret": "whsec_x",
+                "enabled": True,
+                "created_at": app.clock.now(),
+            },
+        )
+
+
 def test_the_outbox_is_left_to_the_event_loop_and_dispatched_there(app: App) -> None:
+    _webhook_endpoint(app)
     pending_outbox_rows(app, ROWS)
     worker = Worker(app, interval_seconds=3600, outbox_on_event_loop=True)
 
     assert worker.loops["messages"]() == 0  # its thread's step leaves the outbox alone
     assert undispatched(app) == ROWS
 
-    asyncio.run(_until_dispatched(app, worker))
+    woken = asyncio.run(_until_dispatched(app, worker))
     assert undispatched(app) == 0
-    assert worker._wake["messages"].is_set()  # the messages thread is told of the work
+    assert woken  # the messages thread is told of the work
+
+
+def test_the_messages_thread_is_not_woken_when_a_dispatch_wrote_no_messages(app: App) -> None:
+    """No endpoint, and the parties have no address: nothing to send. Each wake-up would be
+    two write transactions from the messages thread, which requests would wait for."""
+    pending_outbox_rows(app, ROWS)
+    worker = Worker(app, interval_seconds=3600, outbox_on_event_loop=True)
+
+    woken = asyncio.run(_until_dispatched(app, worker))
+    assert undispatched(app) == 0
+    assert not woken
 
 
 def test_rows_committed_while_the_loop_waits_are_dispatched_without_waiting_the_interval(
@@ -114,15 +143,15 @@ def test_a_failed_dispatch_on_the_event_loop_is_logged_and_tried_again(
 ) -> None:
     pending_outbox_rows(app, 3)
     worker = Worker(app, interval_seconds=0, outbox_on_event_loop=True)
-    dispatch, failures = outbox.dispatch, []
+    dispatch, failures = outbox.dispatch_batch, []
 
-    def failing_once(app: App) -> int:
+    def failing_once(app: App) -> outbox.Dispatched:
         if not failures:
             failures.append("failed")
             raise RuntimeError("the database went away")
         return dispatch(app)
 
-    monkeypatch.setattr(outbox, "dispatch", failing_once)
+    monkeypatch.setattr(outbox, "dispatch_batch", failing_once)
     with capture_logs() as logs:
         asyncio.run(_until_dispatched(app, worker))
 

@@ -9,7 +9,7 @@ one holds (`FOR UPDATE SKIP LOCKED`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from restitution.adapters.db.messaging import enabled_endpoints, insert_deliveries, take_outbox
 from restitution.domain.history import format_time
@@ -24,20 +24,30 @@ BATCH = 200
 SQLITE_BATCH = 20
 
 
+class Dispatched(NamedTuple):
+    events: int  # outbox rows dispatched
+    messages: int  # webhook deliveries and e-mails written for them, to be sent
+
+
 def dispatch(app: App, *, limit: int | None = None) -> int:
     """Dispatch up to `limit` outbox rows (default: one batch) in one transaction; returns
     how many."""
+    return dispatch_batch(app, limit=limit).events
+
+
+def dispatch_batch(app: App, *, limit: int | None = None) -> Dispatched:
+    """`dispatch`, telling also how many messages it wrote."""
     if limit is None:
         limit = SQLITE_BATCH if app.db.is_sqlite else BATCH
     now = app.clock.now()
     with app.db.transaction() as conn:
         rows = take_outbox(conn, limit, now)
         if not rows:
-            return 0
+            return Dispatched(0, 0)
         endpoints = enabled_endpoints(conn)
         known = emails.known_for_events(conn, [(row.type, dict(row.payload)) for row in rows])
         deliveries: list[dict[str, Any]] = []
-        unaddressed = 0
+        unaddressed = written = 0
         for row in rows:
             payload = {
                 "id": row.event_id,
@@ -64,10 +74,11 @@ def dispatch(app: App, *, limit: int | None = None) -> int:
                 app, conn, row.event_id, row.type, dict(row.payload), known
             )
             unaddressed += queued.unaddressed
+            written += queued.written
         if deliveries:
             insert_deliveries(conn, deliveries)
     emails.report_unaddressed(unaddressed, events=len(rows))
-    return len(rows)
+    return Dispatched(len(rows), len(deliveries) + written)
 
 
 def dispatch_all(app: App) -> int:
