@@ -109,7 +109,7 @@ OperatorDep = Annotated[Principal, Depends(require_operator)]
 # (bench/RESULTS.md). Requests beyond it wait their turn in the pool's queue, in order.
 USE_CASE_THREADS = 8
 # The process's own pool, handed work by asyncio directly: anyio's `to_thread.run_sync` with
-# a limiter cost ~110 µs of CPU per call here, this ~30 µs (bench/RESULTS.md, round 7).
+# a limiter cost 75-110 µs of CPU per call here, this 25-45 µs (bench/RESULTS.md, round 7).
 _use_case_threads = ThreadPoolExecutor(USE_CASE_THREADS, thread_name_prefix="use-case")
 
 
