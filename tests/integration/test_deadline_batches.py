@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import OperationalError
 
 from restitution.adapters.db import tables as t
 from restitution.adapters.db.repository import Repository
 from restitution.domain.cases import Case, apply
 from restitution.domain.errors import Conflict
-from restitution.services import audit, deadlines, insights
+from restitution.services import audit, deadlines, insights, retry
 from restitution.services.clock import TestClock
 from restitution.services.deadlines import fire_due
 from tests.integration.case_steps import event_types, fired_per_case, get_case, ok, open_cases
@@ -180,31 +181,77 @@ def _pending_deadline(api: Api, case_id: str) -> Any:
         ).one()
 
 
+def _no_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Back-off at its full length (without it, 0.5 to 1 times that): exact instants."""
+    monkeypatch.setattr(retry.random, "random", lambda: 1.0)
+
+
 def test_a_deadline_that_fails_alone_backs_off_and_keeps_its_error(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     [bad] = open_cases(api, 1)
     _pass_d1(api)
     _failing_for(monkeypatch, bad)
+    _no_jitter(monkeypatch)
     assert fire_due(api.app) == 0
     first_try = api.app.clock.now()
     row = _pending_deadline(api, bad)
     assert row.attempts == 1
     assert row.last_error == f"RuntimeError: cannot fire {bad}"
-    # About a minute, less a random share of up to half, so that sweepers do not align.
-    assert timedelta(seconds=30) <= row.next_attempt_at - first_try <= timedelta(minutes=1)
+    assert row.next_attempt_at == first_try + timedelta(minutes=1)
     assert insights.overview(api.app, first_try).deadlines_failing == 1
 
     api.app.clock.advance(30)
-    if api.app.clock.now() < row.next_attempt_at:
-        assert fire_due(api.app) == 0  # not tried before its time
-        assert _pending_deadline(api, bad).attempts == 1
-    api.app.clock.advance(RETRY_FIRST_AT_MOST)
+    assert fire_due(api.app) == 0  # not tried before its time
+    assert _pending_deadline(api, bad).attempts == 1
+    clock = api.app.clock
+    assert isinstance(clock, TestClock)
+    clock.set(row.next_attempt_at)
     assert fire_due(api.app) == 0  # tried, failed again: the wait doubles
-    second_try = api.app.clock.now()
     row = _pending_deadline(api, bad)
     assert row.attempts == 2
-    assert timedelta(minutes=1) <= row.next_attempt_at - second_try <= timedelta(minutes=2)
+    assert row.next_attempt_at == first_try + timedelta(minutes=1 + 2)
+
+
+def test_a_deadline_the_database_failed_on_is_left_due_without_backing_off(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A lost connection or a deadlock is not the deadline's fault: the next tick tries it."""
+    [case_id] = open_cases(api, 1)
+    _pass_d1(api)
+
+    def database_failing(case: Case, *args: Any) -> Any:
+        raise OperationalError("UPDATE cases ...", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(deadlines, "apply", database_failing)
+    assert fire_due(api.app) == 0
+    row = _pending_deadline(api, case_id)
+    assert (row.attempts, row.next_attempt_at, row.last_error) == (0, None, None)
+    assert insights.overview(api.app, api.app.clock.now()).deadlines_failing == 0
+
+    monkeypatch.setattr(deadlines, "apply", apply)
+    assert fire_due(api.app) == 1  # at the next tick, without waiting
+
+
+def test_a_failure_is_counted_once_when_another_sweeper_meets_it_meanwhile(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between a failed attempt's rollback and its deferral the deadline is due: another
+    sweeper's batch (another thread or worker) may take it, fail and defer it first."""
+    [bad] = open_cases(api, 1)
+    _pass_d1(api)
+    _failing_for(monkeypatch, bad)
+    defer = deadlines._defer
+
+    def another_sweeper_first(app: Any, row: Any, now: Any, error: Exception) -> bool:
+        monkeypatch.setattr(deadlines, "_defer", defer)
+        assert fire_due(app, now) == 0  # it takes the deadline, fails and defers it
+        assert _pending_deadline(api, bad).attempts == 1
+        return defer(app, row, now, error)
+
+    monkeypatch.setattr(deadlines, "_defer", another_sweeper_first)
+    assert fire_due(api.app) == 0
+    assert _pending_deadline(api, bad).attempts == 1  # one failure, counted once
 
 
 def test_a_deadline_backing_off_leaves_the_next_batch_whole(
@@ -228,12 +275,14 @@ def test_a_deadline_backing_off_leaves_the_next_batch_whole(
         return one_by_one(app, now, rows)
 
     monkeypatch.setattr(deadlines, "_fire_one_by_one", counting)
-    api.app.clock.set(bad_due)
+    clock = api.app.clock
+    assert isinstance(clock, TestClock)
+    clock.set(bad_due)
     assert fire_due(api.app) == 0  # the bad one alone, failed, backing off
     assert fallen_back == [1]
     assert _pending_deadline(api, bad).next_attempt_at > later_due
 
-    api.app.clock.set(later_due)
+    clock.set(later_due)
     assert fire_due(api.app) == 3
     assert fallen_back == [1]  # the batch of three fired whole, without the bad one
     assert fired_per_case(api) == dict.fromkeys(later, 1)

@@ -10,8 +10,9 @@ from sqlalchemy import select
 from structlog.testing import capture_logs
 
 from restitution.adapters.db import tables as t
+from restitution.adapters.db.repository import Repository
 from restitution.adapters.notify.email import SmtpMailer, render
-from restitution.services import emails
+from restitution.services import emails, outbox
 from tests.integration.case_steps import buyer, ok, seller
 from tests.integration.conftest import Api
 from tests.integration.messaging import skipped_for_no_address, smtp_server
@@ -136,3 +137,15 @@ def test_a_batch_of_events_gets_each_party_s_address_and_each_case_s_deadline(
     assert str(first["id"]) in subjects and str(second["id"]) in subjects
     to_seller = [m.get_content() for m in inbox if m["To"] == "seller@example.com"]
     assert all("Europe/Berlin" in body for body in to_seller)  # the case's deadline, read ahead
+
+
+def test_a_dispatch_counts_the_e_mails_it_wrote_and_not_those_written_before(api: Api) -> None:
+    """What wakes the messages thread of `serve` on SQLite (`Worker.run_on_event_loop`)."""
+    open_with_contacts(api)  # case.opened: the seller is asked to answer
+    with api.app.db.transaction(write=False) as conn:
+        [(event_id, payload)] = conn.execute(select(t.outbox.c.event_id, t.outbox.c.payload))
+    assert outbox.dispatch_batch(api.app) == outbox.Dispatched(events=1, messages=1)
+
+    with api.app.db.transaction() as conn:  # the same event once more: its e-mail exists
+        Repository(conn).add_outbox_rows([(event_id, "case.opened", payload, api.app.clock.now())])
+    assert outbox.dispatch_batch(api.app) == outbox.Dispatched(events=1, messages=0)

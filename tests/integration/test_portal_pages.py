@@ -6,8 +6,10 @@ import re
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 from typer.testing import CliRunner
 
+from restitution.adapters.db import tables as t
 from restitution.cli import app as cli
 from restitution.web import sessions
 from tests.integration.conftest import PNG, Api
@@ -120,6 +122,21 @@ def test_every_page_renders_for_its_party(api: Api) -> None:
     assert attachment is not None
     image = mediator.get(f"/console/attachments/{attachment.group(1)}")
     assert image.status_code == 200 and image.headers["content-type"] == "image/png"
+
+
+def test_the_overview_counts_deadlines_failing_to_fire(api: Api) -> None:
+    escalated_case(api)  # its deadline (D5, the mediator's) is still to fire
+    mediator = signed_in(api, "mediator", "m_1")
+    assert "failing to fire" not in mediator.get("/console/overview").text
+    d = t.deadlines.c
+    with api.app.db.transaction() as conn:  # as the worker records a failed attempt
+        conn.execute(
+            update(t.deadlines)
+            .where(d.fired_at.is_(None), d.cleared_at.is_(None))
+            .values(attempts=1, last_error="RuntimeError: boom")
+        )
+    page = mediator.get("/console/overview").text
+    assert "1 failing to fire: see the worker's log" in page
 
 
 def test_the_portal_is_not_the_console(api: Api) -> None:

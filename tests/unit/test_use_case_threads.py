@@ -65,3 +65,47 @@ def test_a_use_case_thread_sees_the_requests_context_variables() -> None:
         return await use_case(_app(sqlite=False), request_id.get)
 
     assert asyncio.run(main()) == "req_1"
+
+
+async def _turns(count: int = 10) -> None:
+    for _ in range(count):
+        await asyncio.sleep(0)
+
+
+def test_a_cancelled_request_waits_for_its_running_use_case_and_drops_a_queued_one() -> None:
+    release = threading.Event()
+    started, finished = threading.Semaphore(0), []
+
+    def blocking(n: int) -> int:
+        started.release()
+        release.wait(timeout=30)
+        finished.append(n)
+        return n
+
+    def queued() -> None:
+        finished.append("queued")
+
+    async def main() -> tuple[bool, bool]:
+        app = _app(sqlite=False)
+        running = [
+            asyncio.ensure_future(use_case(app, blocking, n)) for n in range(USE_CASE_THREADS)
+        ]
+        for _ in range(USE_CASE_THREADS):  # every thread busy
+            assert await asyncio.to_thread(started.acquire, True, 30)
+        waiting = asyncio.ensure_future(use_case(app, queued))
+        await _turns()  # it is queued behind them
+        waiting.cancel()
+        running[0].cancel()
+        await _turns()  # the cancellations delivered
+        dropped_at_once = waiting.done()
+        waited_for_its_thread = not running[0].done()
+        release.set()
+        results = await asyncio.gather(*running, waiting, return_exceptions=True)
+        assert all(isinstance(r, asyncio.CancelledError) for r in (results[0], results[-1]))
+        return dropped_at_once, waited_for_its_thread
+
+    dropped_at_once, waited_for_its_thread = asyncio.run(main())
+
+    assert dropped_at_once and waited_for_its_thread
+    assert "queued" not in finished  # never started
+    assert sorted(finished) == list(range(USE_CASE_THREADS))  # the cancelled one ran to its end

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import hmac
@@ -124,4 +125,14 @@ async def use_case(app: App, function: Callable[P, T], *args: P.args, **kwargs: 
     if app.db.is_sqlite:
         return function(*args, **kwargs)
     call = functools.partial(contextvars.copy_context().run, function, *args, **kwargs)
-    return await asyncio.get_running_loop().run_in_executor(_use_case_threads, call)
+    running = _use_case_threads.submit(call)
+    try:
+        return await asyncio.wrap_future(running)
+    except asyncio.CancelledError:
+        # The request was cancelled (the server stopping): a use case not started yet never
+        # runs; one already running is waited for, so that nothing outlives the server's
+        # database (as anyio's threads were waited for).
+        if not running.cancel():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(asyncio.wrap_future(running))
+        raise

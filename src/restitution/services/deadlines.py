@@ -24,6 +24,7 @@ from typing import Any
 
 import structlog
 
+from restitution.adapters.db.engine import is_database_failure
 from restitution.adapters.db.repository import Repository
 from restitution.domain.cases import SYSTEM, Case, apply, deadline_command
 from restitution.services import refunds
@@ -63,13 +64,13 @@ def _fire_in_turn(app: App, now: datetime, limit: int) -> int:
             refunds.execute_if_automatic(app, case)
         # Firing may set deadlines already due (a long clock jump): ask again until none is.
         if not taken or not complete:
-            break  # nothing is due, or a deadline failed: it is tried again next time
+            break  # nothing is due, or the database failed: tried again at the next tick
     return fired
 
 
 def _fire_batch(app: App, now: datetime, size: int) -> tuple[int, list[Case], bool]:
     """Fire up to `size` due deadlines in one transaction: how many were taken, the cases
-    they moved, and whether every one of them fired (or was stale)."""
+    they moved, and whether every one of them fired, was stale or backs off."""
     rows: list[Any] = []
     try:
         with app.db.transaction() as conn:
@@ -105,7 +106,8 @@ def _fire_rows(app: App, repo: Repository, rows: list[Any]) -> list[Case]:
 
 def _fire_one_by_one(app: App, now: datetime, rows: list[Any]) -> tuple[int, list[Case], bool]:
     """Fire these deadlines (of a failed batch) each in its own transaction, unless another
-    sweeper fired them meanwhile. A deadline that fails again is logged and left due."""
+    sweeper fired them meanwhile. A deadline that fails again backs off (`_defer`); one the
+    database failed on (a lost connection, a deadlock) is left due, and the batch incomplete."""
     taken = 0
     moved: list[Case] = []
     complete = True
@@ -118,8 +120,11 @@ def _fire_one_by_one(app: App, now: datetime, rows: list[Any]) -> tuple[int, lis
                     continue
                 after = _fire(app, repo, again, repo.get_case(again.case_id, for_write=True))
         except Exception as exc:
-            _defer(app, row, now, exc)
-            complete = False
+            if is_database_failure(exc):
+                log.warning("deadline_not_fired", deadline_id=row.id, error=str(exc))
+                complete = False
+            else:
+                complete = _defer(app, row, now, exc) and complete
             continue
         taken += 1
         if after is not None:
@@ -127,25 +132,28 @@ def _fire_one_by_one(app: App, now: datetime, rows: list[Any]) -> tuple[int, lis
     return taken, moved, complete
 
 
-def _defer(app: App, row: Any, now: datetime, error: Exception) -> None:
-    """Count a failed attempt at `row` and set when it is due again (logged either way)."""
+def _defer(app: App, row: Any, now: datetime, error: Exception) -> bool:
+    """Count a failed attempt at `row` and set when it is due again (logged either way);
+    False when that could not be written."""
     attempts = row.attempts + 1
     next_attempt_at = now + backoff(attempts, RETRY_BASE, RETRY_CAP)
+    try:
+        with app.db.transaction() as conn:
+            counted = Repository(conn).defer_deadline(
+                row.id, now, next_attempt_at, f"{type(error).__name__}: {error}"[:500]
+            )
+    except Exception:  # the database itself failing: the deadline is simply tried again
+        log.exception("deadline_defer_failed", deadline_id=row.id)
+        return False
     log.error(
         "deadline_failed",
         deadline_id=row.id,
         case_id=row.case_id,
-        attempts=attempts,
-        next_attempt_at=next_attempt_at.isoformat(),
+        attempts=attempts if counted else None,  # None: counted by the sweeper that also failed
+        next_attempt_at=next_attempt_at.isoformat() if counted else None,
         exc_info=error,
     )
-    try:
-        with app.db.transaction() as conn:
-            Repository(conn).defer_deadline(
-                row.id, next_attempt_at, f"{type(error).__name__}: {error}"[:500]
-            )
-    except Exception:  # the database itself failing: the deadline is simply tried again
-        log.exception("deadline_defer_failed", deadline_id=row.id)
+    return True
 
 
 def _fire(app: App, repo: Repository, row: Any, case: Case | None) -> Case | None:

@@ -20,7 +20,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from restitution.adapters.db.prepared import Prepared
@@ -291,6 +291,14 @@ class _CheckpointRun:
             target=loop, args=(self,), name="sqlite-checkpoint", daemon=True
         )
         self.thread.start()
+
+
+def is_database_failure(error: BaseException) -> bool:
+    """A failure of the database itself (a lost connection, a deadlock, SQLite busy), not of
+    the work asked of it: the same work may well succeed when tried again."""
+    import psycopg
+
+    return isinstance(error, OperationalError | sqlite3.OperationalError | psycopg.OperationalError)
 
 
 def json_text(value: Any) -> str:

@@ -152,7 +152,16 @@ _TAKE_DEADLINE = _take(_one_due)
 _TAKE_DEADLINE_SKIP_LOCKED = _take(_one_due.with_for_update(skip_locked=True))
 _DEFER_DEADLINE = Prepared(
     update(t.deadlines)
-    .where(t.deadlines.c.id == bindparam("deadline_id"), t.deadlines.c.fired_at.is_(None))
+    .where(
+        t.deadlines.c.id == bindparam("deadline_id"),
+        t.deadlines.c.fired_at.is_(None),
+        # Not backing off already: another sweeper that failed on it meanwhile counted this
+        # failure (between a failed attempt's rollback and its deferral, it is due).
+        or_(
+            t.deadlines.c.next_attempt_at.is_(None),
+            t.deadlines.c.next_attempt_at <= bindparam("now"),
+        ),
+    )
     .values(
         attempts=t.deadlines.c.attempts + 1,
         next_attempt_at=bindparam("next_attempt_at"),
@@ -545,12 +554,23 @@ class Repository:
         query = _TAKE_DEADLINE_SKIP_LOCKED if self.is_postgres else _TAKE_DEADLINE
         return query.first(self.conn, {"deadline_id": deadline_id, "now": now})
 
-    def defer_deadline(self, deadline_id: int, next_attempt_at: datetime, error: str) -> None:
-        """A deadline that failed to fire: one more attempt counted, not taken again before
-        `next_attempt_at`, its error kept for the operator."""
-        _DEFER_DEADLINE.run(
-            self.conn,
-            {"deadline_id": deadline_id, "next_attempt_at": next_attempt_at, "last_error": error},
+    def defer_deadline(
+        self, deadline_id: int, now: datetime, next_attempt_at: datetime, error: str
+    ) -> bool:
+        """A deadline that failed to fire at `now`: one more attempt counted, not taken again
+        before `next_attempt_at`, its error kept for the operator. False when it fired or
+        was deferred meanwhile (nothing changed)."""
+        return (
+            _DEFER_DEADLINE.run(
+                self.conn,
+                {
+                    "deadline_id": deadline_id,
+                    "now": now,
+                    "next_attempt_at": next_attempt_at,
+                    "last_error": error,
+                },
+            )
+            == 1
         )
 
     # ------------------------------------------------------------------ events

@@ -295,6 +295,12 @@ deadlines = Table(
         postgresql_where=text("fired_at IS NULL AND cleared_at IS NULL"),
         sqlite_where=text("fired_at IS NULL AND cleared_at IS NULL"),
     ),
+    Index(
+        "ix_deadlines_failing",
+        "id",  # the few that failed to fire, counted on the console's overview (0007)
+        postgresql_where=text("attempts > 0 AND fired_at IS NULL AND cleared_at IS NULL"),
+        sqlite_where=text("attempts > 0 AND fired_at IS NULL AND cleared_at IS NULL"),
+    ),
 )
 
 idempotency_keys = Table(
