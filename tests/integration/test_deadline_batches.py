@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -183,7 +184,7 @@ def _pending_deadline(api: Api, case_id: str) -> Any:
 
 def _no_jitter(monkeypatch: pytest.MonkeyPatch) -> None:
     """Back-off at its full length (without it, 0.5 to 1 times that): exact instants."""
-    monkeypatch.setattr(retry.random, "random", lambda: 1.0)
+    monkeypatch.setattr(retry, "random", SimpleNamespace(random=lambda: 1.0))
 
 
 def test_a_deadline_that_fails_alone_backs_off_and_keeps_its_error(
@@ -221,7 +222,8 @@ def test_a_deadline_the_database_failed_on_is_left_due_without_backing_off(
     _pass_d1(api)
 
     def database_failing(case: Case, *args: Any) -> Any:
-        raise OperationalError("UPDATE cases ...", {}, Exception("server closed the connection"))
+        lost = Exception("server closed the connection unexpectedly")
+        raise OperationalError("UPDATE cases ...", {}, lost, connection_invalidated=True)
 
     monkeypatch.setattr(deadlines, "apply", database_failing)
     assert fire_due(api.app) == 0
@@ -297,3 +299,16 @@ def _pending_deadline_due(api: Api, case_id: str) -> Any:
                 d.case_id == case_id, d.fired_at.is_(None), d.cleared_at.is_(None)
             )
         ).scalar_one()
+
+
+def test_the_tick_goes_on_past_a_batch_that_only_backed_off(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad, good = open_cases(api, 2)  # the bad one falls due first
+    _pass_d1(api)
+    _failing_for(monkeypatch, bad)
+    monkeypatch.setattr(deadlines, "BATCH", 1)
+    monkeypatch.setattr(deadlines, "SQLITE_BATCH", 1)
+    assert fire_due(api.app) == 1  # the bad one's batch, then the good one's, in one tick
+    assert fired_per_case(api) == {good: 1}
+    assert _pending_deadline(api, bad).attempts == 1

@@ -90,16 +90,18 @@ def test_a_cancelled_request_waits_for_its_running_use_case_and_drops_a_queued_o
         running = [
             asyncio.ensure_future(use_case(app, blocking, n)) for n in range(USE_CASE_THREADS)
         ]
-        for _ in range(USE_CASE_THREADS):  # every thread busy
-            assert await asyncio.to_thread(started.acquire, True, 30)
-        waiting = asyncio.ensure_future(use_case(app, queued))
-        await _turns()  # it is queued behind them
-        waiting.cancel()
-        running[0].cancel()
-        await _turns()  # the cancellations delivered
-        dropped_at_once = waiting.done()
-        waited_for_its_thread = not running[0].done()
-        release.set()
+        try:
+            for _ in range(USE_CASE_THREADS):  # every thread busy
+                assert await asyncio.to_thread(started.acquire, True, 30)
+            waiting = asyncio.ensure_future(use_case(app, queued))
+            await _turns()  # it is queued behind them
+            waiting.cancel()
+            running[0].cancel()
+            await _turns()  # the cancellations delivered
+            dropped_at_once = waiting.done()
+            waited_for_its_thread = not running[0].done()
+        finally:
+            release.set()  # the pool's threads are free again whatever happened
         results = await asyncio.gather(*running, waiting, return_exceptions=True)
         assert all(isinstance(r, asyncio.CancelledError) for r in (results[0], results[-1]))
         return dropped_at_once, waited_for_its_thread

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 
@@ -54,23 +54,30 @@ def fire_due(
     return _fire_in_turn(app, now, limit)
 
 
+class _Batch(NamedTuple):
+    taken: int  # deadlines taken from the due ones: fired, stale, or now backing off
+    fired: int  # of them, fired or stale
+    moved: list[Case]  # the cases they moved, as they are now
+    complete: bool  # False: the database failed; some are still due
+
+
 def _fire_in_turn(app: App, now: datetime, limit: int) -> int:
     size = SQLITE_BATCH if app.db.is_sqlite else BATCH
     fired = 0
     while fired < limit:
-        taken, moved, complete = _fire_batch(app, now, min(size, limit - fired))
-        fired += taken
-        for case in moved:
+        batch = _fire_batch(app, now, min(size, limit - fired))
+        fired += batch.fired
+        for case in batch.moved:
             refunds.execute_if_automatic(app, case)
         # Firing may set deadlines already due (a long clock jump): ask again until none is.
-        if not taken or not complete:
+        # (One that backs off is not due again at `now`: each turn takes others, or none.)
+        if not batch.taken or not batch.complete:
             break  # nothing is due, or the database failed: tried again at the next tick
     return fired
 
 
-def _fire_batch(app: App, now: datetime, size: int) -> tuple[int, list[Case], bool]:
-    """Fire up to `size` due deadlines in one transaction: how many were taken, the cases
-    they moved, and whether every one of them fired, was stale or backs off."""
+def _fire_batch(app: App, now: datetime, size: int) -> _Batch:
+    """Fire up to `size` due deadlines in one transaction."""
     rows: list[Any] = []
     try:
         with app.db.transaction() as conn:
@@ -82,7 +89,7 @@ def _fire_batch(app: App, now: datetime, size: int) -> tuple[int, list[Case], bo
             raise  # nothing was taken: no deadline to blame
         log.warning("deadline_batch_failed", deadlines=len(rows), error=repr(exc))
         return _fire_one_by_one(app, now, rows)
-    return len(rows), moved, True
+    return _Batch(len(rows), len(rows), moved, True)
 
 
 def _fire_rows(app: App, repo: Repository, rows: list[Any]) -> list[Case]:
@@ -104,13 +111,12 @@ def _fire_rows(app: App, repo: Repository, rows: list[Any]) -> list[Case]:
     return list(moved.values())
 
 
-def _fire_one_by_one(app: App, now: datetime, rows: list[Any]) -> tuple[int, list[Case], bool]:
+def _fire_one_by_one(app: App, now: datetime, rows: list[Any]) -> _Batch:
     """Fire these deadlines (of a failed batch) each in its own transaction, unless another
-    sweeper fired them meanwhile. A deadline that fails again backs off (`_defer`); one the
-    database failed on (a lost connection, a deadlock) is left due, and the batch incomplete."""
-    taken = 0
+    sweeper fired them meanwhile. A deadline that fails again backs off (`_defer`); when the
+    database itself fails (a lost connection, a deadlock), the rest are left due."""
+    fired = 0
     moved: list[Case] = []
-    complete = True
     for row in rows:
         try:
             with app.db.transaction() as conn:
@@ -121,22 +127,23 @@ def _fire_one_by_one(app: App, now: datetime, rows: list[Any]) -> tuple[int, lis
                 after = _fire(app, repo, again, repo.get_case(again.case_id, for_write=True))
         except Exception as exc:
             if is_database_failure(exc):
-                log.warning("deadline_not_fired", deadline_id=row.id, error=str(exc))
-                complete = False
-            else:
-                complete = _defer(app, row, now, exc) and complete
+                log.warning("deadlines_not_fired", deadline_id=row.id, error=str(exc))
+                return _Batch(len(rows), fired, moved, False)
+            if not _defer(app, row, now, exc):
+                return _Batch(len(rows), fired, moved, False)
             continue
-        taken += 1
+        fired += 1
         if after is not None:
             moved.append(after)
-    return taken, moved, complete
+    return _Batch(len(rows), fired, moved, True)
 
 
 def _defer(app: App, row: Any, now: datetime, error: Exception) -> bool:
     """Count a failed attempt at `row` and set when it is due again (logged either way);
     False when that could not be written."""
     attempts = row.attempts + 1
-    next_attempt_at = now + backoff(attempts, RETRY_BASE, RETRY_CAP)
+    # From the failure, not from the tick's start (`now`, which may be long past).
+    next_attempt_at = max(now, app.clock.now()) + backoff(attempts, RETRY_BASE, RETRY_CAP)
     try:
         with app.db.transaction() as conn:
             counted = Repository(conn).defer_deadline(

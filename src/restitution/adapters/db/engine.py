@@ -20,7 +20,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.pool import NullPool
 
 from restitution.adapters.db.prepared import Prepared
@@ -293,12 +293,36 @@ class _CheckpointRun:
         self.thread.start()
 
 
+# Failures of the database itself, by PostgreSQL's SQLSTATE (prefixes): the connection (08),
+# a deadlock or serialization failure (40), resources (53), a shutdown (57P01-57P03), a lock
+# not available (55P03). Others, a statement timeout (57014) or a limit exceeded (54) say,
+# would meet the same work again. SQLite's: busy, locked, I/O, interrupted.
+_POSTGRES_FAILURES = ("08", "40", "53", "57P01", "57P02", "57P03", "55P03")
+_SQLITE_FAILURES = {
+    sqlite3.SQLITE_BUSY,
+    sqlite3.SQLITE_LOCKED,
+    sqlite3.SQLITE_IOERR,
+    sqlite3.SQLITE_INTERRUPT,
+}
+
+
 def is_database_failure(error: BaseException) -> bool:
     """A failure of the database itself (a lost connection, a deadlock, SQLite busy), not of
     the work asked of it: the same work may well succeed when tried again."""
     import psycopg
 
-    return isinstance(error, OperationalError | sqlite3.OperationalError | psycopg.OperationalError)
+    driver_error: BaseException | None = error
+    if isinstance(error, DBAPIError):
+        if error.connection_invalidated:
+            return True
+        driver_error = error.orig
+    if isinstance(driver_error, sqlite3.Error):
+        return getattr(driver_error, "sqlite_errorcode", 0) & 0xFF in _SQLITE_FAILURES
+    if isinstance(driver_error, psycopg.Error):
+        if driver_error.sqlstate is None:  # no answer from the server: the connection failed
+            return isinstance(driver_error, psycopg.OperationalError)
+        return driver_error.sqlstate.startswith(_POSTGRES_FAILURES)
+    return False
 
 
 def json_text(value: Any) -> str:
