@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_worker_threads(cpus: int | None = None) -> int:
+    """One deadline thread per two cores, 1 to 4. Firing is mostly this process's own CPU
+    (and the GIL): on 2 cores, 4 threads fired no faster than 1, and starved the thread that
+    sends webhooks and e-mail (bench/RESULTS.md, round 8)."""
+    cpus = cpus if cpus is not None else os.cpu_count() or 1
+    return min(4, max(1, cpus // 2))
 
 
 class Settings(BaseSettings):
@@ -39,4 +48,4 @@ class Settings(BaseSettings):
     worker_interval_seconds: float = 5.0
     # Batches of deadlines a worker fires at once, each batch in its own transaction
     # (PostgreSQL only: on SQLite writes take turns anyway).
-    worker_threads: int = Field(default=4, ge=1)
+    worker_threads: int = Field(default_factory=default_worker_threads, ge=1)

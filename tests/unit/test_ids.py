@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 
@@ -64,21 +65,40 @@ def test_an_id_begins_with_the_time_it_was_made(monkeypatch: pytest.MonkeyPatch)
     assert len(made) == len("case_") + 26
 
 
-def test_the_random_bits_are_drawn_outside_the_lock(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Drawing them is a system call, which lets other threads run: under the lock, every
-    other thread making an id waited for the holder to get the GIL back."""
-    drawn_under_lock: list[bool] = []
-    real = ids.secrets.randbits
+def test_random_bytes_are_read_ahead_for_many_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A system call per id released the GIL, and getting it back behind busy threads cost
+    more than the call: the bytes of ~400 ids come from one read of the CSPRNG."""
+    reads: list[int] = []
+    real = ids.os.urandom
 
-    def randbits(bits: int) -> int:
-        drawn_under_lock.append(ids._lock.locked())
-        return real(bits)
+    def urandom(size: int) -> bytes:
+        reads.append(size)
+        return real(size)
 
-    monkeypatch.setattr(ids.secrets, "randbits", randbits)
-    for _ in range(50):  # new milliseconds and the same one
-        new_id("evt")
-    assert drawn_under_lock
-    assert not any(drawn_under_lock)
+    monkeypatch.setattr(ids.os, "urandom", urandom)
+    monkeypatch.setattr(ids, "_pool", b"")
+    made = [new_id("evt") for _ in range(1000)]
+    assert reads == [ids._POOL_BYTES] * 3  # 409 ids' 10 bytes per read
+    assert len(set(made)) == 1000
+
+
+def test_a_forked_child_does_not_reuse_its_parents_random_bytes() -> None:
+    new_id("evt")  # the pool is full of bytes the parent will use
+    parents = ids._pool[ids._at :]
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        try:
+            new_id("evt")
+            os.write(write, ids._pool[ids._at - 10 : ids._at])
+        finally:
+            os._exit(0)
+    os.close(write)
+    childs = os.read(read, 10)
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert len(childs) == 10
+    assert childs not in parents
 
 
 def test_the_body_counts_up_by_at_most_sixteen_random_bits_within_a_millisecond(
@@ -86,7 +106,8 @@ def test_the_body_counts_up_by_at_most_sixteen_random_bits_within_a_millisecond(
 ) -> None:
     monkeypatch.setattr(ids.time, "time_ns", lambda: 1_795_000_000_123_456_789)
     monkeypatch.setattr(ids, "_last", (1_795_000_000_123, 1000))
-    monkeypatch.setattr(ids.secrets, "randbits", lambda bits: (1 << bits) - 1)
+    monkeypatch.setattr(ids, "_pool", b"\xff" * 10)
+    monkeypatch.setattr(ids, "_at", 0)
     made = ids.new_id("evt")
     assert made.endswith(_digits(1000 + 1 + 0xFFFF, 16))
 
@@ -96,6 +117,7 @@ def test_a_body_that_would_overflow_moves_to_the_next_millisecond(
 ) -> None:
     monkeypatch.setattr(ids.time, "time_ns", lambda: 1_795_000_000_123_456_789)
     monkeypatch.setattr(ids, "_last", (1_795_000_000_123, (1 << 80) - 1))
-    monkeypatch.setattr(ids.secrets, "randbits", lambda bits: (1 << bits) - 1)
+    monkeypatch.setattr(ids, "_pool", b"\xff" * 10)
+    monkeypatch.setattr(ids, "_at", 0)
     made = ids.new_id("evt")
     assert made == "evt_" + _digits(1_795_000_000_124, 10) + _digits((1 << 79) - 1, 16)

@@ -7,14 +7,29 @@ the same millisecond. Within a millisecond the random part grows by a random ste
 
 from __future__ import annotations
 
-import secrets
+import os
 import threading
 import time
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
 _RANDOM_BITS = 80
+_RANDOM_BYTES = _RANDOM_BITS // 8
+# Random bytes read from the system's CSPRNG ahead, 409 ids' worth per system call: a call
+# per id released the GIL, and getting it back behind busy threads cost more than the call.
+_POOL_BYTES = 4096
 _lock = threading.Lock()
 _last = (0, 0)  # the milliseconds and the random part of the last id made
+_pool = b""  # random bytes not used yet, from `_at` on
+_at = 0
+
+
+def _forget_pool() -> None:
+    """A forked child must not make its ids from the bytes its parent uses too."""
+    global _pool, _at
+    _pool, _at = b"", 0
+
+
+os.register_at_fork(after_in_child=_forget_pool)
 
 
 # Two base-32 digits per 10 bits: an id's 130 bits in 13 lookups (a write request makes
@@ -31,12 +46,13 @@ def _base32(millis: int, random: int) -> str:
 
 def new_id(prefix: str) -> str:
     """Milliseconds since the epoch (10 chars) then 80 random bits (16 chars)."""
-    global _last
+    global _last, _pool, _at
     millis = time.time_ns() // 1_000_000
-    # Drawn before the lock: the system call lets other threads run, and one holding the
-    # lock there made every other id-making thread wait for it to get the GIL back.
-    fresh = secrets.randbits(_RANDOM_BITS)
     with _lock:
+        if _at + _RANDOM_BYTES > len(_pool):
+            _pool, _at = os.urandom(_POOL_BYTES), 0
+        fresh = int.from_bytes(_pool[_at : _at + _RANDOM_BYTES])
+        _at += _RANDOM_BYTES
         last_millis, last_random = _last
         if millis > last_millis:
             random = fresh

@@ -1,0 +1,29 @@
+"""Settings whose defaults depend on the machine."""
+
+from __future__ import annotations
+
+import pytest
+
+from restitution import settings
+from restitution.settings import Settings, default_worker_threads
+
+
+@pytest.mark.parametrize(
+    ("cpus", "threads"), [(1, 1), (2, 1), (3, 1), (4, 2), (6, 3), (8, 4), (64, 4)]
+)
+def test_a_worker_fires_deadlines_on_one_thread_per_two_cores_at_most_four(
+    cpus: int, threads: int
+) -> None:
+    assert default_worker_threads(cpus) == threads
+
+
+def test_the_machine_sets_the_default_and_the_environment_overrides_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("RESTITUTION_WORKER_THREADS", raising=False)
+    monkeypatch.setattr(settings.os, "cpu_count", lambda: 8)
+    assert Settings().worker_threads == 4
+    monkeypatch.setattr(settings.os, "cpu_count", lambda: None)  # unknown: one
+    assert Settings().worker_threads == 1
+    monkeypatch.setenv("RESTITUTION_WORKER_THREADS", "3")
+    assert Settings().worker_threads == 3
