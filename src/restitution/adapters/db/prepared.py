@@ -9,10 +9,14 @@ JSON, booleans). They run inside the caller's transaction, on its connection.
 
 A prepared statement names all its parameters with `bindparam` (or, for an INSERT, its
 `columns`); it has no expanding `IN` lists. Anything else goes through `Connection.execute`.
-Many rows of an INSERT (and, on PostgreSQL, of an UPDATE) are sent as a few statements of
-many rows each: one round trip, and one statement for the server to run, per
-`ROWS_PER_STATEMENT` rows. On PostgreSQL the few statements of one action (`run_together`)
-or of one read (`all_together`) go in one round trip.
+Many rows of an INSERT (and, on PostgreSQL, of an UPDATE) are sent as statements of many
+rows each. On SQLite, one per `ROWS_PER_STATEMENT` rows. On PostgreSQL, one for all the rows,
+which travel as one JSON array (`json_to_recordset`): the statement's text is the same
+whatever their number, so the server parses it once per connection, where a VALUES list of
+hundreds of rows was parsed and planned anew at each batch; orjson writes the array for
+less than the driver spent on as many parameters (bench/RESULTS.md, round 8). On PostgreSQL
+the few statements of one action (`run_together`) or of one read (`all_together`) go in
+one round trip.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import psycopg
+from psycopg.types.json import Json
 from sqlalchemy import Connection, Insert, Update
 from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.sql import ClauseElement, Select
@@ -35,7 +41,44 @@ ROWS_PER_STATEMENT = 500
 # At most this many rows in all: `run_together` sends them to PostgreSQL in one round trip.
 ROWS_TOGETHER = 50
 _NAMED = re.compile(r"%\((\w+)\)s")  # a pyformat parameter, `%(name)s`
+_PARAMETER = re.compile(r"%\((\w+)\)s(?:::[A-Z][A-Z ]*)?")  # a VALUES group's `%(name)s::TYPE`
 _MODIFIERS = re.compile(r"\(.*?\)")  # a type's length, precision...
+
+
+@dataclass(frozen=True)
+class _Records:
+    """On PostgreSQL, a statement for any number of rows, sent as one JSON array of objects
+    (one per row, keyed by `names`, in the statement's parameter order `order`) that
+    `json_to_recordset` turns back into typed rows. `prepare`: kept prepared on the server
+    (an INSERT's plan is the same for any rows); an UPDATE's join is planned for each batch,
+    as the tables grow."""
+
+    sql: str
+    names: tuple[str, ...]
+    order: tuple[int, ...]
+    prepare: bool
+
+    @staticmethod
+    def columns(typed: Sequence[tuple[str, str]]) -> str:
+        return ", ".join(f'"{name}" {type_}' for name, type_ in typed)
+
+    def payload(self, rows: Sequence[Sequence[Any]]) -> str | None:
+        """The rows' values (as `Prepared._values` gives them) as one JSON array; None when
+        a value is not plain JSON (bytes, an integer beyond 64 bits...)."""
+        names, order = self.names, self.order
+        records = [
+            {name: _plain(values[at]) for name, at in zip(names, order, strict=True)}
+            for values in rows
+        ]
+        try:
+            return orjson.dumps(records, option=orjson.OPT_NON_STR_KEYS).decode()
+        except TypeError:
+            return None
+
+
+def _plain(value: Any) -> Any:
+    """A JSON column's value as the object itself (written inside the array), not wrapped."""
+    return value.obj if isinstance(value, Json) else value
 
 
 @dataclass(frozen=True)
@@ -45,23 +88,38 @@ class _ManyRows:
     the statement's own parameter order. An INSERT takes multi-row VALUES; on PostgreSQL an
     UPDATE joins a VALUES list (`UPDATE t SET a = v.a FROM (VALUES ...) AS v WHERE ...`).
     On PostgreSQL the parameters are its own numbered ones ($1, $2...), sent as they are
-    (psycopg's RawCursor): psycopg parses and caches only short statements."""
+    (psycopg's RawCursor): psycopg parses and caches only short statements. `records`: the
+    same statement for rows sent as JSON (PostgreSQL), when every value is a typed parameter."""
 
     head: str
     group: str
     tail: str
     order: tuple[int, ...]
     numbered: bool
+    records: _Records | None = None
     _sql: dict[int, str] = field(default_factory=dict)
 
     @classmethod
-    def insert(cls, sql: str, names: tuple[str, ...], positional: bool) -> _ManyRows:
+    def insert(
+        cls, sql: str, names: tuple[str, ...], positional: bool, types: Mapping[str, str]
+    ) -> _ManyRows:
         head, group = sql.split(" VALUES ", 1)
         if positional:  # qmark: the group's `?` in `names` order, repeated as it is
             return cls(f"{head} VALUES ", group, "", tuple(range(len(names))), numbered=False)
         order = tuple(names.index(name) for name in _NAMED.findall(group))
+        items = [_PARAMETER.fullmatch(item) for item in group[1:-1].split(", ")]
+        records = None
+        if all(items):  # each value a parameter (no SQL default, no expression)
+            used = tuple(item[1] for item in items if item)
+            columns = _Records.columns([(name, types[name]) for name in used])
+            records = _Records(
+                f"{head} SELECT * FROM json_to_recordset($1::json) AS v({columns})",
+                used,
+                order,
+                prepare=True,
+            )
         group = group.replace("{", "{{").replace("}", "}}").replace("%%", "%")
-        return cls(f"{head} VALUES ", _NAMED.sub("${}", group), "", order, numbered=True)
+        return cls(f"{head} VALUES ", _NAMED.sub("${}", group), "", order, True, records)
 
     @classmethod
     def update(cls, sql: str, names: tuple[str, ...], types: Mapping[str, str]) -> _ManyRows:
@@ -75,12 +133,20 @@ class _ManyRows:
         )
         columns = ", ".join(f'"{name}"' for name in used)
         group = "({})".format(", ".join(f"${{}}::{types[name]}" for name in used))
+        order = tuple(map(names.index, used))
+        typed = _Records.columns([(name, types[name]) for name in used])
         return cls(
             f"{changes} FROM (VALUES ",
             group,
             f") AS v({columns}) WHERE {where}",
-            tuple(map(names.index, used)),
+            order,
             numbered=True,
+            records=_Records(
+                f"{changes} FROM json_to_recordset($1::json) AS v({typed}) WHERE {where}",
+                used,
+                order,
+                prepare=False,
+            ),
         )
 
     def sql(self, rows: int, first: int = 1) -> str:
@@ -178,15 +244,11 @@ class Prepared:
             )
         many = None
         if isinstance(self.statement, Insert):
-            many = _ManyRows.insert(compiled.string, names, bool(compiled.positiontup))
+            positional = bool(compiled.positiontup)
+            types = {} if positional else _types(dialect, by_name)
+            many = _ManyRows.insert(compiled.string, names, positional, types)
         elif isinstance(self.statement, Update) and not selected and not compiled.positiontup:
-            compile_type = dialect.type_compiler_instance.process
-            # Without a length: a cast to VARCHAR(n) would cut a longer value silently.
-            types = {
-                name: _MODIFIERS.sub("", compile_type(by_name[name].type.dialect_impl(dialect)))
-                for name in names
-            }
-            many = _ManyRows.update(compiled.string, names, types)
+            many = _ManyRows.update(compiled.string, names, _types(dialect, by_name))
         return _Form(
             compiled.string,
             names,
@@ -237,16 +299,20 @@ class Prepared:
             count: int = cursor.rowcount
             cursor.close()
             return count
+        values = [self._values(form, row) for row in rows]
+        records = form.many.records
+        payload = records.payload(values) if records is not None else None
         cursor = form.many.cursor(driver)
-        count = 0
-        for start in range(0, len(rows), ROWS_PER_STATEMENT):
-            chunk = rows[start : start + ROWS_PER_STATEMENT]
-            params = []
-            for row in chunk:
-                values = self._values(form, row)
-                params += [values[at] for at in form.many.order]
-            form.many.execute(cursor, len(chunk), params)
-            count += cursor.rowcount
+        if records is not None and payload is not None:
+            cursor.execute(records.sql, [payload], prepare=None if records.prepare else False)
+            count = cursor.rowcount
+        else:
+            count = 0
+            for start in range(0, len(rows), ROWS_PER_STATEMENT):
+                chunk = values[start : start + ROWS_PER_STATEMENT]
+                params = [row[at] for row in chunk for at in form.many.order]
+                form.many.execute(cursor, len(chunk), params)
+                count += cursor.rowcount
         cursor.close()
         return count
 
@@ -281,6 +347,16 @@ class Prepared:
             value if process is None or value is None else process(value)
             for process, value in zip(form.results, raw, strict=True)
         )
+
+
+def _types(dialect: Dialect, binds: Mapping[str, Any]) -> dict[str, str]:
+    """Each parameter's SQL type, without a length: a cast to VARCHAR(n) would cut a longer
+    value silently."""
+    compile_type = dialect.type_compiler_instance.process
+    return {
+        name: _MODIFIERS.sub("", compile_type(bind.type.dialect_impl(dialect)))
+        for name, bind in binds.items()
+    }
 
 
 def run_together(

@@ -461,17 +461,16 @@ class Repository:
         if not case_ids:
             return []
         ids = {"ids": list(case_ids)}
+        reads = _BY_IDS_POSTGRES if self.is_postgres else _BY_IDS_SQLITE
+        head = reads.cases_for_write if for_write else reads.cases
         if self.is_postgres:
-            reads = _BY_IDS_POSTGRES
-            head = reads.cases_for_write if for_write else reads.cases
             found, all_lines, all_offers = all_together(
                 self.conn, [(head, ids), (reads.lines, ids), (reads.offers, ids)]
             )
         else:
-            reads = _BY_IDS_SQLITE
-            found = list(self.conn.execute(reads.cases_for_write if for_write else reads.cases, ids))
-            all_lines = self.conn.execute(reads.lines, ids)
-            all_offers = self.conn.execute(reads.offers, ids)
+            found = list(self.conn.execute(head, ids))
+            all_lines = list(self.conn.execute(reads.lines, ids))
+            all_offers = list(self.conn.execute(reads.offers, ids))
         rows = {row.id: row for row in found}
         lines: dict[str, list[Any]] = {case_id: [] for case_id in rows}
         for line in all_lines:
