@@ -11,11 +11,20 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 def default_worker_threads(cpus: int | None = None) -> int:
-    """One deadline thread per two cores, 1 to 4. Firing is mostly this process's own CPU
+    """One deadline thread per two usable cores, 1 to 4. Firing is mostly this process's own CPU
     (and the GIL): on 2 cores, 4 threads fired no faster than 1, and starved the thread that
     sends webhooks and e-mail (bench/RESULTS.md, round 8)."""
-    cpus = cpus if cpus is not None else os.cpu_count() or 1
+    if cpus is None:
+        cpus = _usable_cpus()
     return min(4, max(1, cpus // 2))
+
+
+def _usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity: a container's cpuset), else all."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
 
 
 class Settings(BaseSettings):

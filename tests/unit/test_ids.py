@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import threading
 
 import pytest
@@ -77,26 +78,32 @@ def test_random_bytes_are_read_ahead_for_many_ids(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(ids.os, "urandom", urandom)
     monkeypatch.setattr(ids, "_pool", b"")
+    monkeypatch.setattr(ids, "_at", 0)
     made = [new_id("evt") for _ in range(1000)]
     assert reads == [ids._POOL_BYTES] * 3  # 409 ids' 10 bytes per read
     assert len(set(made)) == 1000
 
 
-def test_a_forked_child_does_not_reuse_its_parents_random_bytes() -> None:
+def test_a_forked_child_makes_its_own_ids() -> None:
+    """Not from its parent's random bytes; and not stuck on the id lock, which another
+    thread of the parent may hold at the fork (reading random bytes under it)."""
     new_id("evt")  # the pool is full of bytes the parent will use
     parents = ids._pool[ids._at :]
     read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child
-        try:
-            new_id("evt")
-            os.write(write, ids._pool[ids._at - 10 : ids._at])
-        finally:
-            os._exit(0)
+    with ids._lock:  # held by "another thread" at the fork
+        pid = os.fork()
+        if pid == 0:  # the child
+            try:
+                signal.alarm(10)  # stuck on the lock: killed, and the test fails
+                new_id("evt")
+                os.write(write, ids._pool[ids._at - 10 : ids._at])
+            finally:
+                os._exit(0)
     os.close(write)
     childs = os.read(read, 10)
     os.close(read)
-    os.waitpid(pid, 0)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
     assert len(childs) == 10
     assert childs not in parents
 

@@ -21,7 +21,13 @@ def test_the_machine_sets_the_default_and_the_environment_overrides_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("RESTITUTION_WORKER_THREADS", raising=False)
-    monkeypatch.setattr(settings.os, "cpu_count", lambda: 8)
+    # The CPUs this process may run on (a container's cpuset), not all the host's.
+    monkeypatch.setattr(settings.os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(settings.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert Settings().worker_threads == 1
+    monkeypatch.setattr(settings.os, "sched_getaffinity", lambda pid: set(range(8)))
+    assert Settings().worker_threads == 4
+    monkeypatch.delattr(settings.os, "sched_getaffinity")  # not on Linux: all the CPUs
     assert Settings().worker_threads == 4
     monkeypatch.setattr(settings.os, "cpu_count", lambda: None)  # unknown: one
     assert Settings().worker_threads == 1

@@ -82,6 +82,7 @@ def _fire_batch(app: App, now: datetime, size: int) -> _Batch:
     try:
         with app.db.transaction() as conn:
             repo = Repository(conn)
+            repo.plan_by_keys()
             rows = repo.take_due_deadlines(now, size)
             moved = _fire_rows(app, repo, rows)
     except Exception as exc:
@@ -100,7 +101,7 @@ def _fire_rows(app: App, repo: Repository, rows: list[Any]) -> list[Case]:
     }
     repo.load_orders({case.order_id for case in cases.values()})
     moved: dict[str, Case] = {}
-    with repo.batched_writes(plan_each_check=True):
+    with repo.batched_writes():
         for row in rows:
             case = cases.get(row.case_id)
             after = _fire(app, repo, row, case)

@@ -23,13 +23,15 @@ _pool = b""  # random bytes not used yet, from `_at` on
 _at = 0
 
 
-def _forget_pool() -> None:
-    """A forked child must not make its ids from the bytes its parent uses too."""
-    global _pool, _at
-    _pool, _at = b"", 0
+def _after_fork_in_child() -> None:
+    """A forked child makes its ids afresh: not from the bytes its parent uses too, nor
+    counting up from its parent's last id; and with a lock of its own (another thread of
+    the parent may have held it, reading the system's random bytes, at the fork)."""
+    global _lock, _last, _pool, _at
+    _lock, _last, _pool, _at = threading.Lock(), (0, 0), b"", 0
 
 
-os.register_at_fork(after_in_child=_forget_pool)
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 # Two base-32 digits per 10 bits: an id's 130 bits in 13 lookups (a write request makes

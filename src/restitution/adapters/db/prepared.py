@@ -10,13 +10,15 @@ JSON, booleans). They run inside the caller's transaction, on its connection.
 A prepared statement names all its parameters with `bindparam` (or, for an INSERT, its
 `columns`); it has no expanding `IN` lists. Anything else goes through `Connection.execute`.
 Many rows of an INSERT (and, on PostgreSQL, of an UPDATE) are sent as statements of many
-rows each. On SQLite, one per `ROWS_PER_STATEMENT` rows. On PostgreSQL, one for all the rows,
-which travel as one JSON array (`json_to_recordset`): the statement's text is the same
-whatever their number, so the server parses it once per connection, where a VALUES list of
-hundreds of rows was parsed and planned anew at each batch; orjson writes the array for
-less than the driver spent on as many parameters (bench/RESULTS.md, round 8). On PostgreSQL
-the few statements of one action (`run_together`) or of one read (`all_together`) go in
-one round trip.
+rows each (`run_many`). On SQLite, one per `ROWS_PER_STATEMENT` rows. On PostgreSQL, one for
+all the rows, which travel as one JSON array (`json_to_recordset`): the statement's text is
+the same whatever their number, so the server parses an INSERT once per connection, where a
+VALUES list of hundreds of rows was parsed anew at each of the sweeper's batches; orjson
+writes the array for less than the driver spent on as many parameters (bench/RESULTS.md,
+round 8). Rows with a value JSON cannot carry go as parameters of a VALUES list, as on SQLite.
+On PostgreSQL the few statements of one action (`run_together`, at most `ROWS_TOGETHER` rows,
+VALUES lists whose text is the same for each kind of action) or of one read (`all_together`)
+go in one round trip.
 """
 
 from __future__ import annotations
@@ -64,16 +66,19 @@ class _Records:
 
     def payload(self, rows: Sequence[Sequence[Any]]) -> str | None:
         """The rows' values (as `Prepared._values` gives them) as one JSON array; None when
-        a value is not plain JSON (bytes, an integer beyond 64 bits...)."""
+        a value is not plain JSON (bytes, an integer beyond 64 bits, a lone surrogate) or
+        holds a NUL character: those rows go as parameters."""
         names, order = self.names, self.order
         records = [
             {name: _plain(values[at]) for name, at in zip(names, order, strict=True)}
             for values in rows
         ]
         try:
-            return orjson.dumps(records, option=orjson.OPT_NON_STR_KEYS).decode()
+            payload = orjson.dumps(records, option=orjson.OPT_NON_STR_KEYS)
         except TypeError:
             return None
+        # PostgreSQL's `json` keeps a NUL as written, `json_to_recordset` refuses it.
+        return None if b"\\u0000" in payload else payload.decode()
 
 
 def _plain(value: Any) -> Any:
@@ -109,8 +114,9 @@ class _ManyRows:
         order = tuple(names.index(name) for name in _NAMED.findall(group))
         items = [_PARAMETER.fullmatch(item) for item in group[1:-1].split(", ")]
         records = None
-        if all(items):  # each value a parameter (no SQL default, no expression)
-            used = tuple(item[1] for item in items if item)
+        used = tuple(item[1] for item in items if item)
+        # Each value a typed parameter (no SQL default, no expression).
+        if len(used) == len(items) and all(name in types for name in used):
             columns = _Records.columns([(name, types[name]) for name in used])
             records = _Records(
                 f"{head} SELECT * FROM json_to_recordset($1::json) AS v({columns})",
@@ -356,6 +362,7 @@ def _types(dialect: Dialect, binds: Mapping[str, Any]) -> dict[str, str]:
     return {
         name: _MODIFIERS.sub("", compile_type(bind.type.dialect_impl(dialect)))
         for name, bind in binds.items()
+        if not bind.type._isnull  # untyped: such an INSERT's rows go as parameters
     }
 
 

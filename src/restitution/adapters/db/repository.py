@@ -241,8 +241,13 @@ _SET_REFUND_STATUS = Prepared(
     update(t.refunds).where(t.refunds.c.id == bindparam("refund_id")),
     columns=["status", "updated_at"],
 )
-# PostgreSQL: foreign keys checked with plans made for each check (`batched_writes`).
-_FORCE_CUSTOM_PLANS = Prepared(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+# PostgreSQL, for the rest of a transaction: every row found by its key (`batched_writes`).
+_PLAN_BY_KEYS = Prepared(
+    text(
+        "SELECT set_config('plan_cache_mode', 'force_custom_plan', true),"
+        " set_config('enable_seqscan', 'off', true)"
+    )
+)
 # What recording an action writes, in the order it writes it (keys before the rows that
 # refer to them; a case's deadlines cleared before its new one is inserted): the order in
 # which `batched_writes` sends each statement's rows.
@@ -319,15 +324,14 @@ class Repository:
             self._batch[statement].append(params)
 
     @contextmanager
-    def batched_writes(self, *, plan_each_check: bool = False) -> Iterator[None]:
+    def batched_writes(self) -> Iterator[None]:
         """Collect what the actions recorded inside write, and send it when they are done
         (inside another batch: part of that one). The cases' updates first, at once: the
         optimistic check holds for the batch as a whole, and when any case changed since it
         was read, Conflict, and the caller's transaction is rolled back. Then the rest, in
         the order one action writes it (`_BATCH_ORDER`), together (`run_together`: one
         round trip on PostgreSQL). Each case may change once, and only cases read for
-        writing (their last events known). `plan_each_check`: see below (PostgreSQL; for
-        batches of many cases, the sweeper's)."""
+        writing (their last events known)."""
         if self._batch is not None:
             yield
             return
@@ -343,13 +347,20 @@ class Repository:
             raise Conflict(
                 "concurrent_update", "the case changed meanwhile; reload it and try again"
             )
-        if plan_each_check and self.is_postgres:
-            # Each row's foreign keys are checked with a plan PostgreSQL keeps per session,
-            # made once; made while `refunds` was small (and left so until an ANALYZE), it
-            # scans the whole table for every refund attempt. Planned for each check, the
-            # lookups stay on the primary keys however fast the tables grow.
-            _FORCE_CUSTOM_PLANS.run(self.conn)
         run_together(self.conn, [(statement, rows) for statement, rows in batch.items() if rows])
+
+    def plan_by_keys(self) -> None:
+        """For the rest of this transaction, on PostgreSQL, find every row by its key,
+        whatever the tables' statistics say: for the sweeper's batches, which read and write
+        hundreds of rows, each by its key. Each row's foreign keys are checked with a plan
+        PostgreSQL keeps per session, made once; made while `refunds` was small (and left so
+        until an ANALYZE), it scanned the whole table for every refund attempt (round 3):
+        planned for each check. And a batch's ids matched against a table (the deadlines it
+        takes, `= ANY(ids)` reads, `UPDATE ... FROM json_to_recordset(...)` estimated at 100
+        rows) were planned as scans of the whole table, once per batch for each of cases,
+        lines, offers and deadlines, while the planner thought them small (round 8)."""
+        if self.is_postgres:
+            _PLAN_BY_KEYS.run(self.conn)
 
     # ------------------------------------------------------------------ orders
 
@@ -474,10 +485,12 @@ class Repository:
         rows = {row.id: row for row in found}
         lines: dict[str, list[Any]] = {case_id: [] for case_id in rows}
         for line in all_lines:
-            lines[line.case_id].append(line)
+            if line.case_id in lines:
+                lines[line.case_id].append(line)
         offers: dict[str, list[Any]] = {case_id: [] for case_id in rows}
         for offer in all_offers:
-            offers[offer.case_id].append(offer)
+            if offer.case_id in offers:
+                offers[offer.case_id].append(offer)
         if for_write:
             for case_id, row in rows.items():
                 self._know_tail(row)
