@@ -111,3 +111,34 @@ def test_a_cancelled_request_waits_for_its_running_use_case_and_drops_a_queued_o
     assert dropped_at_once and waited_for_its_thread
     assert "queued" not in finished  # never started
     assert sorted(finished) == list(range(USE_CASE_THREADS))  # the cancelled one ran to its end
+
+
+def test_a_request_cancelled_again_still_waits_for_its_running_use_case() -> None:
+    """A second cancellation (a server told twice to stop) does not abandon the thread:
+    nothing the use case does outlives the request's wait for it."""
+    release, started = threading.Event(), threading.Event()
+    finished: list[str] = []
+
+    def blocking() -> None:
+        started.set()
+        release.wait(timeout=30)
+        finished.append("done")
+
+    async def main() -> tuple[bool, BaseException | None]:
+        request = asyncio.ensure_future(use_case(_app(sqlite=False), blocking))
+        try:
+            assert await asyncio.to_thread(started.wait, 30)
+            for _ in range(3):  # cancelled, and cancelled again while it waits
+                request.cancel()
+                await _turns()
+            still_waiting = not request.done()
+        finally:
+            release.set()
+        outcome = (await asyncio.gather(request, return_exceptions=True))[0]
+        return still_waiting, outcome
+
+    still_waiting, outcome = asyncio.run(main())
+
+    assert still_waiting
+    assert isinstance(outcome, asyncio.CancelledError)
+    assert finished == ["done"]

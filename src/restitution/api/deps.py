@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import functools
 import hmac
@@ -133,6 +132,16 @@ async def use_case(app: App, function: Callable[P, T], *args: P.args, **kwargs: 
         # runs; one already running is waited for, so that nothing outlives the server's
         # database (as anyio's threads were waited for).
         if not running.cancel():
-            with contextlib.suppress(Exception):
-                await asyncio.shield(asyncio.wrap_future(running))
+            await _outlast(asyncio.wrap_future(running))
         raise
+
+
+async def _outlast(running: asyncio.Future[Any]) -> None:
+    """Wait until `running` is done, whatever it ends with, through further cancellations."""
+    while not running.done():
+        try:
+            await asyncio.shield(running)
+        except asyncio.CancelledError:
+            continue  # cancelled again: the use case is still running
+        except Exception:
+            return  # its error is not the cancelled request's
