@@ -1,6 +1,7 @@
 """The eligibility read: one statement for an order and what its cases claim, run outside a
-transaction (`Database.reading`) and, for the API, on the event loop (`Database.read_all`:
-an async pool on PostgreSQL); pooled PostgreSQL connections are pinged only after idling."""
+transaction (`Database.reading`) and, for the API, on the event loop (`Database.read_by_key`:
+an async pool on PostgreSQL, the reads of requests that arrive together as one statement);
+pooled PostgreSQL connections are pinged only after idling."""
 
 from __future__ import annotations
 
@@ -96,6 +97,29 @@ def test_read_all_outside_the_servers_loop_falls_back_to_a_blocking_read(api: Ap
     found = asyncio.run(read_order_with_claims(api.app.db, "o_1"))
     assert found is not None and found.order.order_id == "o_1"
     assert asyncio.run(read_order_with_claims(api.app.db, "o_nope")) is None
+
+
+@ON_POSTGRES
+def test_reads_asked_together_on_the_servers_loop_go_as_one_statement(api: Api) -> None:
+    """Requests that arrive together: one connection checked out of the async pool, one
+    statement, and each order's own claims, as the transactional read finds them."""
+    escalated_case(api)  # o_1: a case on l1, escalated
+    api.put_order("o_2")
+    order_ids = ["o_1", "o_2", "o_nope", "o_1"]
+    expected = [claims_of(api.app, order_id) for order_id in order_ids]
+    pool = api.app.db._async_pool
+
+    async def together() -> tuple[list[OrderClaims | None], int]:
+        before = pool.get_stats().get("requests_num", 0)
+        found = await asyncio.gather(
+            *(read_order_with_claims(api.app.db, order_id) for order_id in order_ids)
+        )
+        return list(found), pool.get_stats().get("requests_num", 0) - before
+
+    assert api.client.portal is not None  # the server's loop, where its pool was opened
+    found, checkouts = api.client.portal.call(together)
+    assert found == expected and found[0] is not None and found[0].escalated
+    assert checkouts == 1
 
 
 @ON_SQLITE

@@ -7,8 +7,9 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,7 @@ class Database:
         self._opened_lock = threading.Lock()
         self._async_pool: Any = None  # PostgreSQL: `open_async_reads`' pool, and its loop
         self._async_loop: asyncio.AbstractEventLoop | None = None
+        self._together = _ReadsTogether(self.read_all)  # `read_by_key` on that pool
         in_file = make_url(url).database not in (None, "", ":memory:")
         self.checkpointer = Checkpointer(self.engine) if self.is_sqlite and in_file else None
         # Called, from the committing thread, after a transaction that wrote outbox rows
@@ -158,7 +160,7 @@ class Database:
         on this thread's reader (a local file read; its writes are inline too).
         """
         pool = self._async_pool
-        if pool is not None and self._async_loop is asyncio.get_running_loop():
+        if self._on_async_pool():
             import psycopg
             from psycopg_pool import PoolTimeout
 
@@ -178,6 +180,23 @@ class Database:
                 return statement.all(conn, params)
 
         return read() if self.is_sqlite else await asyncio.to_thread(read)
+
+    async def read_by_key(self, read: KeyedRead, key: str) -> list[Any]:
+        """The rows `read` finds for `key` (`read_all` of `read.one`), without blocking the
+        event loop.
+
+        On the async pool, the keys asked for in one turn of the event loop go together, as
+        one statement of `read.many` sent after it: one round trip from one snapshot, instead
+        of a checkout, a round trip and a wake-up of the loop each (under load, the eligibility
+        reads of the requests that arrived together; bench/RESULTS.md, round 9). A read asked
+        for after a commit is sent after it, so it sees what the commit wrote.
+        """
+        if self._on_async_pool():
+            return await self._together.rows(read, key)
+        return await self.read_all(read.one, {read.param: key})
+
+    def _on_async_pool(self) -> bool:
+        return self._async_pool is not None and self._async_loop is asyncio.get_running_loop()
 
     def _kept(self, conn: Connection | None, **options: Any) -> Connection:
         """SQLite connections are kept open, not checked out of the pool and back for every
@@ -204,6 +223,68 @@ class Database:
         self._writer = None
         self._readers = threading.local()
         self.engine.dispose()
+
+
+@dataclass(frozen=True, eq=False)
+class KeyedRead:
+    """A read of the rows of one key (`one`, which takes it as `param`), and the same read of
+    many keys at once (`many`, PostgreSQL: which takes them as one array, `ids`), whose rows
+    carry their key in the column `key`."""
+
+    one: Prepared
+    param: str
+    many: Prepared
+    key: str
+
+
+class _ReadsTogether:
+    """`Database.read_by_key` on the async pool: the keys asked for in one turn of the event
+    loop, per read, sent together after it. A key asked for twice is read once."""
+
+    def __init__(
+        self, read_all: Callable[[Prepared, Mapping[str, Any]], Awaitable[list[Any]]]
+    ) -> None:
+        self._read_all = read_all
+        self._asked: dict[KeyedRead, dict[str, list[asyncio.Future[list[Any] | None]]]] = {}
+        self._sending: set[asyncio.Task[None]] = set()  # kept until done (asyncio keeps none)
+
+    async def rows(self, read: KeyedRead, key: str) -> list[Any]:
+        loop = asyncio.get_running_loop()
+        asked = self._asked.get(read)
+        if asked is None:
+            asked = self._asked[read] = {}
+            loop.call_soon(self._send, read)
+        future: asyncio.Future[list[Any] | None] = loop.create_future()
+        asked.setdefault(key, []).append(future)
+        rows = await future  # cancelled: only this caller's future is
+        if rows is None:  # the statement for them all failed: each reads alone
+            return await self._read_all(read.one, {read.param: key})
+        return rows
+
+    def _send(self, read: KeyedRead) -> None:
+        asked = self._asked.pop(read)
+        task = asyncio.get_running_loop().create_task(self._run(read, asked))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _run(
+        self, read: KeyedRead, asked: dict[str, list[asyncio.Future[list[Any] | None]]]
+    ) -> None:
+        found: dict[str, list[Any]] | None = None
+        try:
+            rows = await self._read_all(read.many, {"ids": list(asked)})
+            found = {key: [] for key in asked}
+            for row in rows:
+                found[getattr(row, read.key)].append(row)
+        except Exception:
+            # Each caller reads alone (`rows`), and meets the failure, if it lasts, as its own
+            # error (a busy pool, a server gone). A cancellation (at shutdown) goes on.
+            found = None
+        finally:
+            for key, futures in asked.items():
+                for future in futures:
+                    if not future.done():
+                        future.set_result(None if found is None else found[key])
 
 
 # A pooled PostgreSQL connection idle for longer than this is pinged before it is handed out.

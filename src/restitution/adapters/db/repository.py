@@ -33,7 +33,7 @@ from restitution.adapters.db.codec import (
     order_from_row,
     order_to_row,
 )
-from restitution.adapters.db.engine import Database, mark_outbox_written
+from restitution.adapters.db.engine import Database, KeyedRead, mark_outbox_written
 from restitution.adapters.db.prepared import Prepared, all_together, run_together
 from restitution.domain.cases import Case, Event
 from restitution.domain.errors import Conflict
@@ -122,18 +122,24 @@ _CASE_OFFERS = Prepared(
 # An order with what its cases claim, in one statement (one snapshot, no transaction needed):
 # one row per case line on the order (none: one row of NULLs), and whether a case on it was
 # escalated (a mediator may then see the order).
+_ORDERS_WITH_CLAIMS = select(
+    t.orders,
+    t.case_lines.c.line_id.label("claim_line_id"),
+    t.case_lines.c.granted_amount.label("claim_granted"),
+    t.case_lines.c.is_open.label("claim_open"),
+    exists()
+    .where(t.cases.c.order_id == t.orders.c.order_id, t.cases.c.escalated_at.is_not(None))
+    .label("escalated"),
+).select_from(t.orders.outerjoin(t.case_lines, t.case_lines.c.order_id == t.orders.c.order_id))
 _ORDER_WITH_CLAIMS = Prepared(
-    select(
-        t.orders,
-        t.case_lines.c.line_id.label("claim_line_id"),
-        t.case_lines.c.granted_amount.label("claim_granted"),
-        t.case_lines.c.is_open.label("claim_open"),
-        exists()
-        .where(t.cases.c.order_id == t.orders.c.order_id, t.cases.c.escalated_at.is_not(None))
-        .label("escalated"),
-    )
-    .select_from(t.orders.outerjoin(t.case_lines, t.case_lines.c.order_id == t.orders.c.order_id))
-    .where(t.orders.c.order_id == bindparam("order_id"))
+    _ORDERS_WITH_CLAIMS.where(t.orders.c.order_id == bindparam("order_id"))
+)
+# The server's eligibility reads: those of requests that arrive together, together (PostgreSQL).
+_ORDER_WITH_CLAIMS_BY_KEY = KeyedRead(
+    one=_ORDER_WITH_CLAIMS,
+    param="order_id",
+    many=Prepared(_ORDERS_WITH_CLAIMS.where(t.orders.c.order_id == _ID_ARRAY)),
+    key="order_id",
 )
 _INSERT_CASE = Prepared(insert(t.cases), columns=_columns(t.cases))
 _INSERT_CASE_LINE = Prepared(insert(t.case_lines), columns=_columns(t.case_lines))
@@ -277,8 +283,9 @@ class OrderClaims:
 
 
 async def read_order_with_claims(db: Database, order_id: str) -> OrderClaims | None:
-    """`Repository.order_with_claims`, without blocking the event loop (`Database.read_all`)."""
-    return _order_claims(await db.read_all(_ORDER_WITH_CLAIMS, {"order_id": order_id}))
+    """`Repository.order_with_claims`, without blocking the event loop; on PostgreSQL with
+    the same reads of other requests on the loop (`Database.read_by_key`)."""
+    return _order_claims(await db.read_by_key(_ORDER_WITH_CLAIMS_BY_KEY, order_id))
 
 
 def _order_claims(rows: Sequence[Any]) -> OrderClaims | None:
