@@ -18,7 +18,7 @@ from restitution.services import orders
 from restitution.services.auth import OPERATOR
 from restitution.services.context import App
 from tests.integration.case_steps import FULL_L1, buyer, escalated_case, ok, open_case, seller
-from tests.integration.conftest import ON_POSTGRES, ON_SQLITE, Api
+from tests.integration.conftest import ON_POSTGRES, ON_SQLITE, Api, order_body
 
 
 def claims_of(app: App, order_id: str) -> OrderClaims | None:
@@ -120,6 +120,16 @@ def test_reads_asked_together_on_the_servers_loop_go_as_one_statement(api: Api) 
     found, checkouts = api.client.portal.call(together)
     assert found == expected and found[0] is not None and found[0].escalated
     assert checkouts == 1
+
+
+def test_an_eligibility_read_after_a_write_sees_what_it_wrote(api: Api) -> None:
+    """Read your writes: each answer of the API, read on the event loop (and on PostgreSQL
+    with the reads that arrived with it), follows the commit of the request before it."""
+    lines = order_body()["lines"]
+    for count in (1, 2, 1):
+        api.put_order(lines=lines[:count])
+        answer = ok(api.client.get("/v1/orders/o_1/eligibility", headers=api.auth()))
+        assert [line["line_id"] for line in answer["lines"]] == ["l1", "l2"][:count]
 
 
 @ON_SQLITE

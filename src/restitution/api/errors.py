@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from restitution.adapters.db.engine import unavailable, unavailable_errors
 from restitution.domain.errors import DomainError, PolicyViolation
 
 log = structlog.get_logger()
@@ -74,6 +75,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     409: _documented("conflict: the state does not allow it, or an idempotency conflict"),
     422: _documented("policy_violation: the policy forbids it (`code` names the rule)"),
     429: _documented("rate_limited"),
+    503: _documented("api_error: the database cannot answer now; ask again (`Retry-After`)"),
 }
 
 # Errors raised by routing itself, before any route runs.
@@ -93,10 +95,16 @@ def error_body(
     return {"error": error}
 
 
+# Seconds a client is asked to wait before asking again, when the database cannot answer.
+RETRY_AFTER_SECONDS = 1
+
+
 def error_response(
     status: int, kind: str, code: str, message: str, param: str | None = None, **extra: Any
 ) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 503:
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     return JSONResponse(error_body(kind, code, message, param, **extra), status, headers=headers)
 
 
@@ -142,6 +150,21 @@ def install(app: FastAPI) -> None:
         kind = KIND_BY_STATUS.get(exc.status_code, "invalid_request")
         code = CODE_BY_STATUS.get(exc.status_code, f"http_{exc.status_code}")
         return error_response(exc.status_code, kind, code, str(exc.detail))
+
+    async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        if not unavailable(exc):
+            raise exc  # an error of another kind: `unexpected`'s
+        # Nothing was changed: the request's transaction, if it had one, rolled back.
+        log.warning("database_unavailable", path=request.url.path, error=str(exc))
+        return error_response(
+            503,
+            "api_error",
+            "service_unavailable",
+            "the database cannot answer now; ask again in a moment",
+        )
+
+    for error_type in unavailable_errors():
+        app.add_exception_handler(error_type, database_unavailable)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

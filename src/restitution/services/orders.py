@@ -73,7 +73,8 @@ async def eligibility_async(
     app: App, principal: Principal, order_id: str
 ) -> list[tuple[str, list[Verdict]]]:
     """`eligibility` for the API, asked on every order page of the marketplace: its one
-    read statement runs on the event loop (`Database.read_all`), with no thread hop."""
+    read statement runs on the event loop (`Database.read_by_key`: with those of the requests
+    that arrived together, on PostgreSQL), with no thread hop."""
     claims = await read_order_with_claims(app.db, order_id)
     if claims is None or not may_see_claims(principal, claims):
         raise not_found("order", order_id)

@@ -60,7 +60,7 @@ class Database:
         self._opened_lock = threading.Lock()
         self._async_pool: Any = None  # PostgreSQL: `open_async_reads`' pool, and its loop
         self._async_loop: asyncio.AbstractEventLoop | None = None
-        self._together = _ReadsTogether(self.read_all)  # `read_by_key` on that pool
+        self._together = self._reads_together()  # `read_by_key` on that pool
         in_file = make_url(url).database not in (None, "", ":memory:")
         self.checkpointer = Checkpointer(self.engine) if self.is_sqlite and in_file else None
         # Called, from the committing thread, after a transaction that wrote outbox rows
@@ -148,8 +148,12 @@ class Database:
 
     async def close_async_reads(self) -> None:
         pool, self._async_pool, self._async_loop = self._async_pool, None, None
+        self._together = self._reads_together()  # none of the old loop's keys left waiting
         if pool is not None:
             await pool.close()
+
+    def _reads_together(self) -> _ReadsTogether:
+        return _ReadsTogether(self.read_all, final=_asking_again_would_not_help)
 
     async def read_all(self, statement: Prepared, params: Mapping[str, Any]) -> list[Any]:
         """The rows of one read statement, without blocking the event loop.
@@ -162,16 +166,13 @@ class Database:
         pool = self._async_pool
         if self._on_async_pool():
             import psycopg
-            from psycopg_pool import PoolTimeout
 
             for attempt in (1, 2):
                 try:
                     async with pool.connection() as conn:
                         return await statement.all_async(conn, self.engine.dialect, params)
-                except (PoolTimeout, psycopg.errors.QueryCanceled):
-                    raise  # a busy pool or a cancelled query: asking again would not help
-                except psycopg.OperationalError:
-                    if attempt == 2:
+                except psycopg.OperationalError as error:
+                    if attempt == 2 or _asking_again_would_not_help(error):
                         raise
                     await pool.check()  # drop every dead idle connection, not just this one
 
@@ -237,15 +238,61 @@ class KeyedRead:
     key: str
 
 
+def _asking_again_would_not_help(error: BaseException) -> bool:
+    """A busy async pool (its timeout passed) or a query cancelled (`statement_timeout`):
+    a read asked again would only wait as long again."""
+    import psycopg
+    from psycopg_pool import PoolTimeout
+
+    return isinstance(error, PoolTimeout | psycopg.errors.QueryCanceled)
+
+
+def unavailable_errors() -> tuple[type[Exception], ...]:
+    """The errors that may say the database cannot answer now, but may later (`unavailable`
+    tells): the driver's own, raised on the async pool, and SQLAlchemy's."""
+    import psycopg
+    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolExhausted
+
+    return (psycopg.OperationalError, OperationalError, PoolExhausted)
+
+
+def unavailable(error: BaseException) -> bool:
+    """The database cannot answer now, and may later: PostgreSQL down or restarting, a
+    connection lost, a statement cancelled by its timeout, or no pooled connection free in
+    time. (Not SQLite: its operational errors are of the file and the schema.)"""
+    import psycopg
+    from sqlalchemy.exc import TimeoutError as PoolExhausted
+
+    if isinstance(error, DBAPIError):
+        return error.connection_invalidated or isinstance(error.orig, psycopg.OperationalError)
+    return isinstance(error, psycopg.OperationalError | PoolExhausted)
+
+
+# The most keys one statement of `read_by_key` carries; more go as several, side by side.
+MAX_KEYS_TOGETHER = 64
+
+_Waiting = dict[str, list[asyncio.Future[list[Any] | None]]]  # key -> its callers' answers
+
+
 class _ReadsTogether:
     """`Database.read_by_key` on the async pool: the keys asked for in one turn of the event
-    loop, per read, sent together after it. A key asked for twice is read once."""
+    loop, per read, sent together after it. A key asked for twice is read once.
+
+    When the statement for many keys fails, each caller reads its own key alone and meets
+    the failure, if it lasts, as its own error; a failure that asking again would only
+    prolong (`final`: a busy pool) reaches every caller at once instead.
+    """
 
     def __init__(
-        self, read_all: Callable[[Prepared, Mapping[str, Any]], Awaitable[list[Any]]]
+        self,
+        read_all: Callable[[Prepared, Mapping[str, Any]], Awaitable[list[Any]]],
+        *,
+        final: Callable[[BaseException], bool],
     ) -> None:
         self._read_all = read_all
-        self._asked: dict[KeyedRead, dict[str, list[asyncio.Future[list[Any] | None]]]] = {}
+        self._final = final
+        self._asked: dict[KeyedRead, _Waiting] = {}  # sent after this turn of the loop
         self._sending: set[asyncio.Task[None]] = set()  # kept until done (asyncio keeps none)
 
     async def rows(self, read: KeyedRead, key: str) -> list[Any]:
@@ -263,28 +310,51 @@ class _ReadsTogether:
 
     def _send(self, read: KeyedRead) -> None:
         asked = self._asked.pop(read)
-        task = asyncio.get_running_loop().create_task(self._run(read, asked))
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
+        keys = [key for key, futures in asked.items() if not all(f.done() for f in futures)]
+        loop = asyncio.get_running_loop()
+        for start in range(0, len(keys), MAX_KEYS_TOGETHER):
+            part = {key: asked[key] for key in keys[start : start + MAX_KEYS_TOGETHER]}
+            task = loop.create_task(self._run(read, part))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
 
-    async def _run(
-        self, read: KeyedRead, asked: dict[str, list[asyncio.Future[list[Any] | None]]]
-    ) -> None:
+    async def _run(self, read: KeyedRead, waiting: _Waiting) -> None:
+        keys = list(waiting)
         found: dict[str, list[Any]] | None = None
+        failure: Exception | None = None
         try:
-            rows = await self._read_all(read.many, {"ids": list(asked)})
-            found = {key: [] for key in asked}
-            for row in rows:
-                found[getattr(row, read.key)].append(row)
-        except Exception:
-            # Each caller reads alone (`rows`), and meets the failure, if it lasts, as its own
-            # error (a busy pool, a server gone). A cancellation (at shutdown) goes on.
-            found = None
-        finally:
-            for key, futures in asked.items():
+            if len(keys) == 1:  # alone: the plain statement, and its failure is the caller's
+                found = {keys[0]: await self._read_all(read.one, {read.param: keys[0]})}
+            else:
+                rows = await self._read_all(read.many, {"ids": keys})
+                found = {key: [] for key in keys}
+                for row in rows:
+                    found[getattr(row, read.key)].append(row)
+        except Exception as error:
+            if len(keys) == 1 or self._final(error):
+                failure = error
+            else:
+                log.warning("keyed_reads_together_failed", keys=len(keys), exc_info=True)
+        finally:  # cancelled (at shutdown, or by a test): each caller reads alone
+            for key, futures in waiting.items():
                 for future in futures:
-                    if not future.done():
-                        future.set_result(None if found is None else found[key])
+                    if future.done():  # its caller was cancelled
+                        continue
+                    if failure is not None:
+                        future.set_exception(_own_copy(failure))
+                    else:  # each caller a list of its own
+                        future.set_result(None if found is None else list(found[key]))
+
+
+def _own_copy(error: Exception) -> BaseException:
+    """`error` for one of the callers it reaches: an exception raised in several tasks would
+    gather every task's traceback. The original rides along as the copy's cause."""
+    try:
+        copy = type(error)(*error.args)
+    except Exception:  # a constructor of another shape
+        return error
+    copy.__cause__ = error
+    return copy
 
 
 # A pooled PostgreSQL connection idle for longer than this is pinged before it is handed out.
