@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
+
 from restitution.api.errors import ERROR_RESPONSES
 from tests.integration.case_steps import FULL_L1, act, ok, open_case, refund_request, usd
 from tests.integration.conftest import Api, order_body
@@ -166,6 +168,22 @@ def test_text_with_a_nul_character_is_an_invalid_request(api: Api) -> None:
     response = act(api, "buyer", "b_1", case["id"], "messages", body="hello\x00")
 
     assert error_of(response, 400, "invalid_request")["param"] == "body"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("PUT", "/v1/orders/o%001"),
+        ("GET", "/v1/orders/o%001"),
+        ("GET", "/v1/orders/o%001/eligibility"),
+    ],
+)
+def test_an_order_id_with_a_nul_character_is_an_invalid_request(
+    api: Api, method: str, path: str
+) -> None:
+    response = api.client.request(method, path, json=order_body(), headers=api.auth())
+
+    assert error_of(response, 400, "invalid_request")["param"] == "order_id"
 
 
 def test_nul_character_in_a_query_is_never_a_server_error(api: Api) -> None:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import psycopg
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
 from typer.testing import CliRunner
 
 from restitution.adapters.db import tables as t
@@ -297,3 +300,22 @@ def test_mediators_add_stores_an_argon2_hash(
         )
     finally:
         application.db.dispose()
+
+
+def test_a_page_the_database_cannot_serve_now_says_to_try_again(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = signed_in(api, "buyer", "b_1")
+    lost = psycopg.OperationalError("server closed the connection unexpectedly")
+    monkeypatch.setattr(sessions, "load", failing(OperationalError("SELECT", {}, lost)))
+    page = client.get("/portal/orders")
+    assert page.status_code == 503
+    assert page.headers["Retry-After"] == "1"
+    assert "cannot reach its database right now" in page.text
+
+
+def failing(error: Exception) -> Any:
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        raise error
+
+    return fail

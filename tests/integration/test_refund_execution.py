@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import psycopg
+import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from restitution.adapters.db import tables as t
 from restitution.domain.cases import PostMessage
@@ -120,6 +123,28 @@ def test_a_retry_after_a_crash_asks_again_with_the_same_key(api: Api) -> None:
     key = f"{refund['id']}:1"
     assert gateway.calls == [key]
     assert attempts(api) == [(key, "succeeded")]
+
+
+def test_an_attempt_the_database_fails_after_the_grant_is_made_by_the_worker(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The accept that granted the refund committed: it answers as done, not as a 503 that
+    a client would send again, and the worker makes the attempt the database refused."""
+    gateway = FakeGateway()
+    api.app.refund_gateway = gateway
+    case = open_case(api)
+
+    def database_gone(*args: object) -> None:
+        raise OperationalError("BEGIN", {}, psycopg.OperationalError("connection closed"))
+
+    monkeypatch.setattr(service, "_claim", database_gone)
+    accepted = seller(api, case["id"], "accept")
+    assert accepted["status"] == "refund_pending" and gateway.calls == []
+    monkeypatch.undo()
+    api.advance(seconds=1)  # the worker's next tick
+    [refund] = refunds(api, case["id"])
+    assert refund["status"] == "succeeded"
+    assert gateway.calls == [f"{refund['id']}:1"]
 
 
 def _return_with_postage(api: Api, postage: int) -> dict[str, object]:

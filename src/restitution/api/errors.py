@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import psycopg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -108,6 +109,23 @@ def error_response(
     return JSONResponse(error_body(kind, code, message, param, **extra), status, headers=headers)
 
 
+def database_unavailable(request: Request, error: Exception) -> JSONResponse:
+    """503: the database cannot answer now (`unavailable`). The request's transaction, if it
+    began one, rolled back; only a connection lost during its COMMIT leaves it in doubt."""
+    log.warning(
+        "database_unavailable",
+        path=request.url.path,
+        error_type=type(error).__name__,
+        error=str(error),
+    )
+    return error_response(
+        503,
+        "api_error",
+        "service_unavailable",
+        "the database cannot answer now; ask again in a moment",
+    )
+
+
 def _param(loc: tuple[Any, ...]) -> str | None:
     # Only the leading element names the location: a field may itself be called `body`.
     parts = [str(p) for p in loc]
@@ -137,13 +155,16 @@ def install(app: FastAPI) -> None:
             message = f"{param}: {message}"
         return error_response(400, "invalid_request", code, message, param)
 
-    @app.exception_handler(DataError)
-    async def data_error(request: Request, exc: DataError) -> JSONResponse:
+    async def data_error(request: Request, exc: Exception) -> JSONResponse:
         # The database refused a value from the request (e.g. NUL in a PostgreSQL text).
-        log.info("data_error", path=request.url.path, error=str(exc.orig))
+        log.info("data_error", path=request.url.path, error=str(getattr(exc, "orig", exc)))
         return error_response(
             400, "invalid_request", "invalid_value", "a value in the request cannot be stored"
         )
+
+    # SQLAlchemy's, and the driver's own (raised on the async pool).
+    for refused in (DataError, psycopg.DataError):
+        app.add_exception_handler(refused, data_error)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -151,23 +172,18 @@ def install(app: FastAPI) -> None:
         code = CODE_BY_STATUS.get(exc.status_code, f"http_{exc.status_code}")
         return error_response(exc.status_code, kind, code, str(exc.detail))
 
-    async def database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    async def database_error(request: Request, exc: Exception) -> JSONResponse:
         if not unavailable(exc):
             raise exc  # an error of another kind: `unexpected`'s
-        # Nothing was changed: the request's transaction, if it had one, rolled back.
-        log.warning("database_unavailable", path=request.url.path, error=str(exc))
-        return error_response(
-            503,
-            "api_error",
-            "service_unavailable",
-            "the database cannot answer now; ask again in a moment",
-        )
+        return database_unavailable(request, exc)
 
     for error_type in unavailable_errors():
-        app.add_exception_handler(error_type, database_unavailable)
+        app.add_exception_handler(error_type, database_error)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if unavailable(exc):  # raised outside the routes (the idempotency keys' middleware)
+            return database_unavailable(request, exc)
         log.exception("unhandled_error", path=request.url.path)
         return error_response(
             500, "api_error", "internal_error", "something went wrong on our side"

@@ -92,9 +92,18 @@ def _request(refund: Mapping[str, Any], key: str) -> RefundRequest:
 
 
 def execute_if_automatic(app: App, case: Case) -> None:
-    """With a gateway outside this database, a grant is executed as soon as it is committed."""
-    if app.refund_gateway is not None and case.status == "refund_pending":
+    """With a gateway outside this database, a grant is executed as soon as it is committed.
+
+    The grant stands whatever happens here: if this attempt cannot be made (the database
+    gone since the commit), the grant stays pending and `retry_due` makes it, and the action
+    that granted it still answers as done (it is: asked again, it would be refused).
+    """
+    if app.refund_gateway is None or case.status != "refund_pending":
+        return
+    try:
         execute(app, case.id)
+    except Exception:
+        log.warning("refund_attempt_deferred", case_id=case.id, exc_info=True)
 
 
 @dataclass(frozen=True)

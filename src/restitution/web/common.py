@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -13,7 +14,8 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from restitution import __version__
-from restitution.api.errors import STATUS_BY_KIND
+from restitution.adapters.db.engine import unavailable, unavailable_errors
+from restitution.api.errors import RETRY_AFTER_SECONDS, STATUS_BY_KIND
 from restitution.domain.eligibility import REASON_NAMES
 from restitution.domain.errors import DomainError, PolicyViolation
 from restitution.domain.policy import Clause
@@ -39,6 +41,8 @@ TEMPLATES.env.trim_blocks = True
 TEMPLATES.env.lstrip_blocks = True
 
 HOME = {"buyer": "/portal/orders", "seller": "/portal/cases", "mediator": "/console/"}
+log = structlog.get_logger()
+
 STATUS_TITLES = {
     400: "That did not work",
     401: "Please sign in",
@@ -46,6 +50,7 @@ STATUS_TITLES = {
     404: "Not found",
     409: "That is not possible now",
     422: "That is not possible",
+    503: "Please try again in a moment",
 }
 
 PAGE_HEADERS = {
@@ -241,6 +246,24 @@ def install(web: FastAPI, app: App, operator_key: str, area: str) -> None:
         if exc.status_code == 404:
             return error_page(request, 404, "There is nothing here, or it is not yours to see.")
         return error_page(request, exc.status_code, str(exc.detail))
+
+    async def database_error(request: Request, exc: Exception) -> Response:
+        if not unavailable(exc):
+            raise exc  # a bug: the server's error page
+        log.warning("database_unavailable", path=request.url.path, error_type=type(exc).__name__)
+        if not hasattr(request.state, "web_session"):  # not read yet: it cannot be now
+            request.state.web_session = None
+        page = error_page(
+            request,
+            503,
+            "Restitution cannot reach its database right now. Try again in a moment; if you "
+            "had sent a form, check whether it went through before you send it again.",
+        )
+        page.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return page
+
+    for error_type in unavailable_errors():
+        web.add_exception_handler(error_type, database_error)
 
     @web.middleware("http")
     async def headers(

@@ -148,7 +148,9 @@ class Database:
 
     async def close_async_reads(self) -> None:
         pool, self._async_pool, self._async_loop = self._async_pool, None, None
-        self._together = self._reads_together()  # none of the old loop's keys left waiting
+        # A fresh one: keys of the old loop whose send never ran would stop the next loop's
+        # from ever being sent (sends already made finish on their own).
+        self._together = self._reads_together()
         if pool is not None:
             await pool.close()
 
@@ -249,24 +251,40 @@ def _asking_again_would_not_help(error: BaseException) -> bool:
 
 def unavailable_errors() -> tuple[type[Exception], ...]:
     """The errors that may say the database cannot answer now, but may later (`unavailable`
-    tells): the driver's own, raised on the async pool, and SQLAlchemy's."""
+    tells which do): the driver's own, raised on the async pool, and SQLAlchemy's."""
     import psycopg
-    from sqlalchemy.exc import OperationalError
     from sqlalchemy.exc import TimeoutError as PoolExhausted
 
-    return (psycopg.OperationalError, OperationalError, PoolExhausted)
+    return (psycopg.Error, DBAPIError, PoolExhausted)
+
+
+# PostgreSQL cannot answer now, by SQLSTATE (prefixes): the connection (08), resources (53),
+# a shutdown or a restart (57P01-57P03), a statement cancelled by its timeout (57014), a
+# deadlock or a serialization failure (40001, 40P01). Not a limit exceeded (54), a function's
+# error or a login refused (28): asking again would meet them again.
+_POSTGRES_UNAVAILABLE = ("08", "53", "57P01", "57P02", "57P03", "57014", "40001", "40P01")
 
 
 def unavailable(error: BaseException) -> bool:
     """The database cannot answer now, and may later: PostgreSQL down or restarting, a
-    connection lost, a statement cancelled by its timeout, or no pooled connection free in
-    time. (Not SQLite: its operational errors are of the file and the schema.)"""
+    connection lost, a statement cancelled by its timeout, a deadlock, or no pooled connection
+    free in time. (Not SQLite: its operational errors are of the file and the schema.)"""
     import psycopg
+    from psycopg_pool import PoolClosed, PoolTimeout
     from sqlalchemy.exc import TimeoutError as PoolExhausted
 
+    if isinstance(error, PoolTimeout | PoolClosed | PoolExhausted):
+        return True
+    driver_error: BaseException | None = error
     if isinstance(error, DBAPIError):
-        return error.connection_invalidated or isinstance(error.orig, psycopg.OperationalError)
-    return isinstance(error, psycopg.OperationalError | PoolExhausted)
+        if error.connection_invalidated:
+            return True
+        driver_error = error.orig
+    if not isinstance(driver_error, psycopg.Error):
+        return False
+    if driver_error.sqlstate is None:  # no answer from the server: the connection failed
+        return isinstance(driver_error, psycopg.OperationalError)
+    return driver_error.sqlstate.startswith(_POSTGRES_UNAVAILABLE)
 
 
 # The most keys one statement of `read_by_key` carries; more go as several, side by side.
@@ -335,7 +353,7 @@ class _ReadsTogether:
                 failure = error
             else:
                 log.warning("keyed_reads_together_failed", keys=len(keys), exc_info=True)
-        finally:  # cancelled (at shutdown, or by a test): each caller reads alone
+        finally:  # cancelled (its loop stopping): each caller reads alone
             for key, futures in waiting.items():
                 for future in futures:
                     if future.done():  # its caller was cancelled

@@ -16,7 +16,9 @@ from restitution.services import orders as service
 from restitution.services.parties import PartyContact
 
 router = api_router(prefix="/v1/orders", tags=["orders"])
-OrderId = Annotated[str, Path(min_length=1, max_length=200)]
+# No NUL character: PostgreSQL cannot store one in text (refused on every backend alike), and
+# one in an eligibility read would fail the statement of the reads sent with it.
+OrderId = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[^\x00]+$")]
 
 
 def order_from_body(order_id: str, body: OrderIn) -> Order:
