@@ -258,33 +258,17 @@ def unavailable_errors() -> tuple[type[Exception], ...]:
     return (psycopg.Error, DBAPIError, PoolExhausted)
 
 
-# PostgreSQL cannot answer now, by SQLSTATE (prefixes): the connection (08), resources (53),
-# a shutdown or a restart (57P01-57P03), a statement cancelled by its timeout (57014), a
-# deadlock or a serialization failure (40001, 40P01). Not a limit exceeded (54), a function's
-# error or a login refused (28): asking again would meet them again.
-_POSTGRES_UNAVAILABLE = ("08", "53", "57P01", "57P02", "57P03", "57014", "40001", "40P01")
-
-
 def unavailable(error: BaseException) -> bool:
-    """The database cannot answer now, and may later: PostgreSQL down or restarting, a
-    connection lost, a statement cancelled by its timeout, a deadlock, or no pooled connection
-    free in time. (Not SQLite: its operational errors are of the file and the schema.)"""
-    import psycopg
+    """The database cannot answer now, and may later: a failure of the database itself
+    (`is_database_failure`: down or restarting, a connection lost, a deadlock, SQLite busy),
+    a statement cancelled by its timeout, or no pooled connection free in time."""
     from psycopg_pool import PoolClosed, PoolTimeout
     from sqlalchemy.exc import TimeoutError as PoolExhausted
 
     if isinstance(error, PoolTimeout | PoolClosed | PoolExhausted):
         return True
-    driver_error: BaseException | None = error
-    if isinstance(error, DBAPIError):
-        if error.connection_invalidated:
-            return True
-        driver_error = error.orig
-    if not isinstance(driver_error, psycopg.Error):
-        return False
-    if driver_error.sqlstate is None:  # no answer from the server: the connection failed
-        return isinstance(driver_error, psycopg.OperationalError)
-    return driver_error.sqlstate.startswith(_POSTGRES_UNAVAILABLE)
+    driver_error = error.orig if isinstance(error, DBAPIError) else error
+    return is_database_failure(error) or getattr(driver_error, "sqlstate", None) == "57014"
 
 
 # The most keys one statement of `read_by_key` carries; more go as several, side by side.
