@@ -102,9 +102,7 @@ async def measure(args: argparse.Namespace) -> None:
     from restitution import cli
     from restitution.api.app import create_api
 
-    settings = cli._settings()
-    application = cli._build(settings)
-    api = create_api(application, TOKEN)
+    api = create_api(cli._build(cli._settings()), TOKEN)
     client = Client(api)
     ids = [f"{data.PREFIX}_{random.randrange(args.orders // 2)}" for _ in range(args.requests)]
     writes_from = args.orders // 2
@@ -136,25 +134,33 @@ def main() -> None:
     parser.add_argument("--database-url", help="PostgreSQL (emptied first); default SQLite")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="restitution-inprocess-") as work:
-        workdir = Path(work)
-        url = args.database_url or f"sqlite:///{workdir / 'restitution.db'}"
-        os.environ.update(
-            RESTITUTION_DATABASE_URL=url,
-            RESTITUTION_OPERATOR_KEY=TOKEN,
-            RESTITUTION_STORAGE_DIR=str(workdir / "evidence"),
-            RESTITUTION_KEY_FILE=str(workdir / "operator_key"),
-            RESTITUTION_LOG_LEVEL="warning",
-        )
-        if args.database_url:
-            _empty_postgres(args.database_url)
-        subprocess.run([str(BIN / "restitution"), "migrate"], check=True, capture_output=True)
-        orders = data.write_jsonl(workdir / "orders.jsonl", args.orders)
-        subprocess.run(
-            [str(BIN / "restitution"), "orders", "import", str(orders)],
-            check=True,
-            capture_output=True,
-        )
+        prepare(Path(work), args.orders, args.database_url)
         asyncio.run(measure(args))
+
+
+def prepare(workdir: Path, orders: int, database_url: str | None = None) -> str:
+    """A fresh database (SQLite in `workdir` unless `database_url`, which is emptied) with
+    `orders` orders imported, and this process's environment pointed at it; its URL."""
+    url = database_url or f"sqlite:///{workdir / 'restitution.db'}"
+    os.environ.update(
+        RESTITUTION_DATABASE_URL=url,
+        RESTITUTION_OPERATOR_KEY=TOKEN,
+        RESTITUTION_STORAGE_DIR=str(workdir / "evidence"),
+        RESTITUTION_KEY_FILE=str(workdir / "operator_key"),
+        RESTITUTION_LOG_LEVEL="warning",
+    )
+    if database_url:
+        _empty_postgres(database_url)
+    subprocess.run([str(BIN / "restitution"), "migrate"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            str(BIN / "restitution"), "orders", "import",
+            str(data.write_jsonl(workdir / "orders.jsonl", orders)),
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return url
 
 
 def _empty_postgres(url: str) -> None:

@@ -145,6 +145,19 @@ def test_a_case_changed_behind_a_batch_is_a_conflict(api: Api) -> None:
     assert refused.value.code == "concurrent_update"
 
 
+def test_what_a_case_was_opened_with_is_never_rewritten(api: Api) -> None:
+    # Its UPDATE leaves out the identity columns (and their indexes); a change to one would
+    # be lost, so it is refused instead of written without it.
+    [case_id] = open_cases(api, 1)
+    with api.app.db.transaction() as conn:
+        repo = Repository(conn)
+        [case] = repo.get_cases([case_id], for_write=True)
+        moved = dataclasses.replace(case, buyer_id="b_other", version=case.version + 1)
+        with pytest.raises(ValueError, match=case_id), repo.batched_writes():
+            repo.update_case(case, moved)
+    assert get_case(api, case_id)["buyer_id"] == case.buyer_id
+
+
 @ON_POSTGRES
 def test_a_case_changed_while_its_batch_runs_is_fired_one_by_one(
     api: Api, monkeypatch: pytest.MonkeyPatch

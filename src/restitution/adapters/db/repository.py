@@ -143,11 +143,15 @@ _ORDER_WITH_CLAIMS_BY_KEY = KeyedRead(
 )
 _INSERT_CASE = Prepared(insert(t.cases), columns=_columns(t.cases))
 _INSERT_CASE_LINE = Prepared(insert(t.case_lines), columns=_columns(t.case_lines))
+# What a case is opened with and keeps: who, which order, in which currency, since when. Left
+# out of its UPDATE, as SQLite rewrites the entries of every index on a column the SET names,
+# changed or not (four of the table's five indexes: the key, the order, the buyer, the seller).
+_CASE_IDENTITY = ("id", "order_id", "buyer_id", "seller_id", "currency", "created_at")
 _UPDATE_CASE = Prepared(
     update(t.cases).where(
         t.cases.c.id == bindparam("_case_id"), t.cases.c.version == bindparam("_read_version")
     ),
-    columns=_columns(t.cases),
+    columns=_columns(t.cases, without=_CASE_IDENTITY),
 )
 _INSERT_OFFER = Prepared(insert(t.offers), columns=_columns(t.offers))
 _SET_OFFER_STATUS = Prepared(
@@ -286,6 +290,10 @@ async def read_order_with_claims(db: Database, order_id: str) -> OrderClaims | N
     """`Repository.order_with_claims`, without blocking the event loop; on PostgreSQL with
     the same reads of other requests on the loop (`Database.read_by_key`)."""
     return _order_claims(await db.read_by_key(_ORDER_WITH_CLAIMS_BY_KEY, order_id))
+
+
+def _identity(case: Case) -> tuple[object, ...]:
+    return (case.id, case.order_id, case.buyer_id, case.seller_id, case.currency, case.created_at)
 
 
 def _order_claims(rows: Sequence[Any]) -> OrderClaims | None:
@@ -548,6 +556,8 @@ class Repository:
         """Write `after` if nobody changed the case since `before` was read (optimistic lock,
         checked when the batch is written: `batched_writes`)."""
         assert self._batch is not None, "a case is updated in a batch of writes"
+        if _identity(after) != _identity(before):
+            raise ValueError(f"case {before.id}: {_CASE_IDENTITY} are not updated")
         params = {**case_to_row(after), "_case_id": before.id, "_read_version": before.version}
         self._batch[_UPDATE_CASE].append(params)
         tail = self._tails.pop(before.id, None)
