@@ -14,6 +14,7 @@ import argparse
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -23,6 +24,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -118,6 +120,41 @@ def cpu_seconds_of(process: subprocess.Popen[str]) -> tuple[int, float]:
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
     return process.returncode, usage.ru_utime + usage.ru_stime
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu_seconds(pid: int, *, reaped_children: bool = False) -> float:
+    """CPU time (user + system) a running process has used so far; with `reaped_children`,
+    also that of its children that have exited and been waited for."""
+    # The fields after the command's name, which is in parentheses and may hold spaces.
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime
+    if reaped_children:
+        ticks += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return ticks / CLOCK_TICKS
+
+
+def postgres_cpu_seconds() -> float:
+    """CPU time used so far by the PostgreSQL server on this machine: its processes alive
+    now, and those that have exited (counted in the postmaster's reaped children). Its deltas
+    are the server's share of a run while nothing else uses it."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            name, _, rest = stat.read_text().rpartition(")")
+            if name.endswith("(postgres"):
+                parents[int(stat.parent.name)] = int(rest.split()[1])
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    total = 0.0
+    for pid, parent in parents.items():
+        try:  # the postmaster: the one not started by another of them
+            total += proc_cpu_seconds(pid, reaped_children=parent not in parents)
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # exited meanwhile: counted in the postmaster's children
+    return total
 
 
 # --------------------------------------------------------------------------- load generator
@@ -464,9 +501,23 @@ def checkpoint(backend: Backend) -> None:
         conn.execute("CHECKPOINT")
 
 
-def fire_deadlines(
-    backend: Backend, template_case: str, count: int, limit_s: float
-) -> tuple[float, int]:
+@dataclass(frozen=True)
+class Run:
+    """A timed run of a database's work: how much it did, per second, and the CPU time
+    (seconds) the clients (the workers, or pgbench) and the PostgreSQL server used for it."""
+
+    done: int
+    rate: float
+    clients_cpu_s: float
+    postgres_cpu_s: float
+
+    def cpu_us_each(self) -> tuple[float, float]:
+        """µs of CPU per unit done: the clients', the server's."""
+        done = max(self.done, 1)
+        return self.clients_cpu_s / done * 1e6, self.postgres_cpu_s / done * 1e6
+
+
+def fire_deadlines(backend: Backend, template_case: str, count: int, limit_s: float) -> Run:
     """Deadlines fired/s by two `restitution worker` processes; stops at `limit_s`."""
     env = {**backend.env(), "RESTITUTION_WORKER_INTERVAL_SECONDS": "0.2"}
     logs = [backend.workdir / f"worker{n}.log" for n in (1, 2)]
@@ -485,6 +536,8 @@ def fire_deadlines(
                 raise RuntimeError(f"a worker exited: see {logs}")
             time.sleep(0.05)
         started = time.perf_counter()
+        workers_cpu = sum(proc_cpu_seconds(w.pid) for w in workers)
+        postgres_cpu = postgres_cpu_seconds()
         fired = 0
         with backend.connect() as conn:
             while True:
@@ -493,7 +546,12 @@ def fire_deadlines(
                 elapsed = time.perf_counter() - started
                 if fired >= count or elapsed >= limit_s:
                     break
-        return fired / elapsed, fired
+        return Run(
+            fired,
+            fired / elapsed,
+            sum(proc_cpu_seconds(w.pid) for w in workers) - workers_cpu,
+            postgres_cpu_seconds() - postgres_cpu,
+        )
     finally:
         for worker in workers:
             worker.send_signal(signal.SIGTERM)
@@ -506,24 +564,47 @@ def fire_deadlines(
             h.close()
 
 
-def pgbench_insert_tps(backend: Backend, seconds: int) -> float:
+def pgbench_insert_tps(backend: Backend, seconds: int) -> Run:
     with backend.connect() as conn:
         conn.execute("DROP TABLE IF EXISTS bench_pgbench")
         conn.execute("CREATE TABLE bench_pgbench (id BIGSERIAL PRIMARY KEY, v INTEGER)")
     checkpoint(backend)
     script = backend.workdir / "insert.sql"
     script.write_text("INSERT INTO bench_pgbench (v) VALUES (1);\n")
-    result = subprocess.run(
+    postgres_cpu = postgres_cpu_seconds()
+    process = subprocess.Popen(
         ["pgbench", "-n", "-c", "4", "-j", "2", "-T", str(seconds), "-f", str(script),
          "-h", "127.0.0.1", "-U", "postgres", POSTGRES_DATABASE],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        check=True,
     )  # fmt: skip
-    for line in result.stdout.splitlines():
-        if line.startswith("tps = "):
-            return float(line.split()[2])
-    raise RuntimeError(result.stdout)
+    assert process.stdout is not None and process.stderr is not None
+    out, errors = process.stdout.read(), process.stderr.read()
+    code, pgbench_cpu = cpu_seconds_of(process)
+    postgres_cpu = postgres_cpu_seconds() - postgres_cpu
+    if code != 0:
+        raise RuntimeError(f"pgbench failed ({code}): {out}\n{errors}")
+    facts = dict(line.split(" = ", 1) for line in out.splitlines() if " = " in line)
+    done = re.search(r"^number of transactions actually processed: (\d+)", out, re.M)
+    if "tps" not in facts or done is None:
+        raise RuntimeError(out)
+    return Run(int(done.group(1)), float(facts["tps"].split()[0]), pgbench_cpu, postgres_cpu)
+
+
+def cpu_note(fired: Run, pgbench: Run) -> str:
+    """What a fired deadline and a pgbench insert cost in CPU, and the most deadlines per
+    second PostgreSQL's share alone leaves on this machine's cores."""
+    workers, server = fired.cpu_us_each()
+    client, server_per_insert = pgbench.cpu_us_each()
+    cores = len(os.sched_getaffinity(0))
+    most = cores * 1e6 / server if server > 0 else float("inf")
+    return (
+        f"CPU per fired deadline: the workers {workers:,.0f} µs, PostgreSQL {server:,.0f} µs; "
+        f"per pgbench insert: pgbench {client:,.0f} µs, PostgreSQL {server_per_insert:,.0f} µs. "
+        f"With workers that cost nothing, PostgreSQL's share alone would fire at most "
+        f"{most:,.0f} deadlines/s on {cores} cores ({most / pgbench.rate:.0%} of the ceiling)"
+    )
 
 
 # --------------------------------------------------------------------------- one backend
@@ -639,18 +720,22 @@ def bench_backend(
         log(f"{backend.name}: {args.deadlines:,} due deadlines")
         clone_due_cases(backend, template_case, args.deadlines)
         log(f"{backend.name}: two workers fire them (at most {args.deadline_seconds:.0f} s)")
-        fired_rate, fired = fire_deadlines(
-            backend, template_case, args.deadlines, args.deadline_seconds
-        )
-        log(f"  {fired:,} fired, {fired_rate:,.0f}/s")
+        fired = fire_deadlines(backend, template_case, args.deadlines, args.deadline_seconds)
+        log(f"  {fired.done:,} fired, {fired.rate:,.0f}/s")
         log(f"{backend.name}: pgbench single-row insert, 4 clients")
-        tps = pgbench_insert_tps(backend, int(seconds))
-        log(f"  {tps:,.0f} tps")
+        pgbench = pgbench_insert_tps(backend, int(seconds))
+        log(f"  {pgbench.rate:,.0f} tps")
         note = f"{args.deadlines:,} due, 2 workers"
-        if fired < args.deadlines:
-            note += f"; {fired:,} fired in the {args.deadline_seconds:.0f} s limit"
-        figures.append(Figure("deadlines fired", "/s", fired_rate, tps, min_ratio=0.50, note=note))
-        extra.update(deadlines_fired=fired, pgbench_tps=tps)
+        if fired.done < args.deadlines:
+            note += f"; {fired.done:,} fired in the {args.deadline_seconds:.0f} s limit"
+        figures.append(
+            Figure("deadlines fired", "/s", fired.rate, pgbench.rate, min_ratio=0.50, note=note)
+        )
+        extra.update(
+            deadlines_fired=fired.done,
+            pgbench_tps=pgbench.rate,
+            deadlines_cpu=cpu_note(fired, pgbench),
+        )
     else:
         figures.append(
             Figure("deadlines fired", "/s", None, note="PostgreSQL only: see that table")
@@ -724,6 +809,8 @@ def main() -> None:
             f"scripts in bench/wrk/; it used {cpu:.1f} s CPU over {wall:.0f} s of load "
             f"({cpu / wall:.0%} of one core)\n"
         )
+        if "deadlines_cpu" in result:
+            print(f"deadlines: {result['deadlines_cpu']}\n")
     print(f"total {total:.0f} s; work files in {workdir}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))

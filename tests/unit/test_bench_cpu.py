@@ -1,0 +1,31 @@
+"""The CPU accounting of `make bench`'s deadlines run: read from /proc, and what it says."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+from bench.run import Run, cpu_note, proc_cpu_seconds
+
+
+def test_a_process_cpu_time_grows_with_its_work() -> None:
+    before = proc_cpu_seconds(os.getpid())
+    started = time.process_time()
+    while time.process_time() - started < 0.05:
+        pass
+    assert proc_cpu_seconds(os.getpid()) - before == pytest.approx(0.05, abs=0.03)
+
+
+def test_the_note_caps_deadlines_by_the_servers_share_on_these_cores(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    fired = Run(done=10_000, rate=2_000, clients_cpu_s=6.0, postgres_cpu_s=5.0)
+    pgbench = Run(done=100_000, rate=10_000, clients_cpu_s=2.5, postgres_cpu_s=15.0)
+    assert fired.cpu_us_each() == (600, 500)
+    note = cpu_note(fired, pgbench)
+    assert "the workers 600 µs, PostgreSQL 500 µs" in note
+    assert "pgbench 25 µs, PostgreSQL 150 µs" in note
+    # 2 cores / 500 µs = 4,000 deadlines/s at most, 40 % of pgbench's 10,000 tps
+    assert note.endswith("at most 4,000 deadlines/s on 2 cores (40% of the ceiling)")
