@@ -364,6 +364,46 @@ def test_lists_show_each_party_only_its_own_cases(api: Api) -> None:
     assert _ids(api, "buyer", "b_1") == {mine}
 
 
+def _listed(api: Api, role: str, party_id: str | None, starting_after: str) -> Any:
+    response = api.as_(role, party_id)("GET", f"/v1/cases?starting_after={starting_after}")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_a_cursor_on_a_case_the_caller_cannot_see_pages_as_an_unknown_one(api: Api) -> None:
+    """`starting_after` naming someone else's case must not narrow the page: that would tell
+    the caller the case exists (and when it was opened)."""
+    api.put_order("o_1")
+    api.put_order("o_2", buyer_id="b_2", seller_id="s_2")
+    api.put_order("o_3")
+    older = api.open_case("o_1").json()["id"]
+    api.advance(seconds=1)
+    body = {
+        "order_id": "o_2",
+        "lines": [{"line_id": "l1", "quantity": 1}],
+        "reason": "damaged",
+        "request": {"kind": "refund", "amount": MONEY},
+        "attachments": [api.upload("buyer", "b_2")],
+    }
+    theirs = api.as_("buyer", "b_2")("POST", "/v1/cases", json=body)
+    assert theirs.status_code == 201, theirs.text
+    api.advance(seconds=1)
+    newer = api.open_case("o_3").json()["id"]
+    seller = api.as_("seller", SELLER)
+    assert seller("POST", f"/v1/cases/{newer}/reject", json={"reason": "no"}).status_code == 200
+    escalated = api.as_("buyer", BUYER)("POST", f"/v1/cases/{newer}/escalate", json={})
+    assert escalated.status_code == 200, escalated.text
+
+    for role, party_id, hidden in (
+        ("buyer", BUYER, theirs.json()["id"]),
+        ("seller", SELLER, theirs.json()["id"]),
+        ("mediator", "m_1", older),  # never escalated
+    ):
+        assert _listed(api, role, party_id, hidden) == _listed(api, role, party_id, "case_none")
+    # A cursor the caller may see still pages.
+    assert [c["id"] for c in _listed(api, "buyer", BUYER, newer)["data"]] == [older]
+
+
 # --------------------------------------------------------------------------- transition table
 
 
