@@ -67,6 +67,23 @@ def test_an_unknown_link_is_refused_with_a_page_that_says_what_to_do(api: Api) -
     assert "Open the link from the marketplace again" in response.text
 
 
+def test_a_session_ends_when_the_link_it_came_from_expires(api: Api) -> None:
+    minted = api.client.post(
+        "/v1/party_tokens",
+        json={"role": "buyer", "party_id": "b_1", "ttl_seconds": 60},
+        headers=api.auth(),
+    ).json()
+    client = TestClient(api.client.app)
+    signed = client.get("/portal/login", params={"token": minted["token"]}, follow_redirects=False)
+    assert signed.status_code == 303
+    assert "max-age=60" in signed.headers["set-cookie"].lower()
+    assert client.get("/portal/orders").status_code == 200
+
+    api.advance(seconds=61)
+
+    assert client.get("/portal/orders").status_code == 401
+
+
 def test_pages_need_a_session(api: Api) -> None:
     client = TestClient(api.client.app)
     assert client.get("/portal/orders").status_code == 401
