@@ -581,6 +581,7 @@ def test_decision_is_the_mediators_alone(api: Api) -> None:
             ("buyer", BUYER), "messages", "mediator", {"body": "x"}, id="buyer-writes-as-mediator"
         ),
         pytest.param(("seller", SELLER), "withdraw", "buyer", {}, id="seller-withdraws-as-buyer"),
+        pytest.param(("seller", SELLER), "accept", "buyer", {}, id="seller-accepts-as-buyer"),
         pytest.param(
             ("seller", SELLER),
             "offers",
