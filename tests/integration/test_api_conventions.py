@@ -329,6 +329,24 @@ def test_idempotent_action_replayed_does_not_act_twice(api: Api) -> None:
     assert [r["amount"] for r in refunds["data"]] == [usd(FULL_L1)]
 
 
+def test_a_kept_response_is_not_replayed_to_a_token_that_has_expired(api: Api) -> None:
+    case = open_case(api)
+    minted = api.client.post(
+        "/v1/party_tokens",
+        json={"role": "buyer", "party_id": "b_1", "ttl_seconds": 60},
+        headers=api.auth(),
+    )
+    headers = {"Authorization": f"Bearer {ok(minted, 201)['token']}", "Idempotency-Key": "msg-1"}
+    path, body = f"/v1/cases/{case['id']}/messages", {"body": "Any news?"}
+    ok(api.client.post(path, json=body, headers=headers))
+
+    api.advance(seconds=61)
+
+    response = api.client.post(path, json=body, headers=headers)
+    error_of(response, 401, "unauthenticated", "token_expired")
+    assert "idempotent-replayed" not in response.headers
+
+
 # --------------------------------------------------------------------------- lists
 
 

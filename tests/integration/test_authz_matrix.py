@@ -1,7 +1,9 @@
-"""Who may do what: every endpoint of API.md against parties that must be refused.
+"""Who may do what: every endpoint of API.md against parties that must be refused, and
+against callers without a valid token.
 
-A refused request answers 403 or 404 in the contract's error shape and changes nothing:
-every row of every table is compared before and after.
+A refused request answers 401, 403 or 404 in the contract's error shape and changes nothing:
+every row of every table is compared before and after. What is not the caller's answers
+exactly as what does not exist.
 """
 
 from __future__ import annotations
@@ -292,6 +294,98 @@ def test_refused_and_nothing_changes(
     assert snapshot(api) == before
 
 
+MISSING = World("case_missing", "att_missing", "rfd_missing", "whe_missing")
+NOT_FOUND = [
+    pytest.param("sqlite", name, who, id=f"sqlite-{name}-{who}")
+    for name, who, status in MATRIX
+    if status == 404
+] + [
+    pytest.param("postgres", name, who, id=f"postgres-{name}-{who}", marks=pytest.mark.postgres)
+    for name, who in (("get_case", "mediator"), ("eligibility", "other_seller"))
+]
+
+
+def _error_naming(response: Any, ids: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    """The status and error, with the ids the request named replaced by their kind."""
+    error = dict(response.json()["error"])
+    for object_id, kind in ids.items():
+        error["message"] = error["message"].replace(object_id, kind)
+    return response.status_code, error
+
+
+@pytest.mark.parametrize(("matrix", "name", "who"), NOT_FOUND, indirect=["matrix"])
+def test_what_is_not_yours_answers_as_what_does_not_exist(
+    matrix: tuple[Api, World], name: str, who: str
+) -> None:
+    api, world = matrix
+    endpoint = ENDPOINTS[name]
+    call = api.as_(*OTHERS[who])
+    missing_body = endpoint.json
+    if isinstance(missing_body, dict) and missing_body.get("order_id") == "o_1":
+        missing_body = {**missing_body, "order_id": "o_missing"}
+    missing_path = MISSING.fill(endpoint.path).replace("/o_1", "/o_missing")
+
+    theirs = call(endpoint.method, world.fill(endpoint.path), json=endpoint.json)
+    missing = call(endpoint.method, missing_path, json=missing_body)
+
+    named = {world.case_id: "<case>", world.attachment_id: "<att>", "o_1": "<order>"}
+    unknown = {MISSING.case_id: "<case>", MISSING.attachment_id: "<att>", "o_missing": "<order>"}
+    assert _error_naming(theirs, named) == _error_naming(missing, unknown)
+
+
+def expired_token(api: Api) -> str:
+    """A token of the case's own buyer, which has just expired."""
+    minted = api.client.post(
+        "/v1/party_tokens",
+        json={"role": "buyer", "party_id": BUYER, "ttl_seconds": 1},
+        headers=api.auth(),
+    )
+    assert minted.status_code == 201, minted.text
+    api.app.clock.advance(1)
+    return str(minted.json()["token"])
+
+
+def credentials(api: Api, kind: str) -> dict[str, str]:
+    """Headers that do not authenticate, of one kind."""
+    if kind == "expired_token":
+        return {"Authorization": f"Bearer {expired_token(api)}"}
+    return {
+        "no_token": {},
+        "unknown_token": {"Authorization": "Bearer rst_b_unknown"},
+        "other_scheme": {"Authorization": f"Basic {OPERATOR_KEY}"},
+    }[kind]
+
+
+CREDENTIALS = ("no_token", "unknown_token", "expired_token", "other_scheme")
+UNAUTHENTICATED = [
+    pytest.param("sqlite", name, credential, id=f"sqlite-{name}-{credential}")
+    for name in ENDPOINTS
+    for credential in CREDENTIALS
+] + [
+    pytest.param(
+        "postgres", name, "expired_token", id=f"postgres-{name}", marks=pytest.mark.postgres
+    )
+    for name in ("get_case", "accept", "attachment", "refund_succeeded")
+]
+
+
+@pytest.mark.parametrize(("matrix", "name", "credential"), UNAUTHENTICATED, indirect=["matrix"])
+def test_without_a_valid_token_every_endpoint_is_401_and_nothing_changes(
+    matrix: tuple[Api, World], name: str, credential: str
+) -> None:
+    api, world = matrix
+    endpoint = ENDPOINTS[name]
+    headers = credentials(api, credential)
+    before = snapshot(api)
+    kwargs = {"json": endpoint.json} if endpoint.json is not None else {}
+    response = api.client.request(
+        endpoint.method, world.fill(endpoint.path), headers=headers, **kwargs
+    )
+    assert response.status_code == 401, response.text
+    assert response.json()["error"]["type"] == "unauthenticated"
+    assert snapshot(api) == before
+
+
 @ON_SQLITE
 def test_matrix_covers_every_served_endpoint(api: Api) -> None:
     paths = {(e.method, e.path.split("?")[0]) for e in ENDPOINTS.values()}
@@ -364,6 +458,77 @@ def test_lists_show_each_party_only_its_own_cases(api: Api) -> None:
     assert _ids(api, "buyer", "b_1") == {mine}
 
 
+def test_refund_lists_show_each_party_only_the_refunds_of_its_cases(api: Api) -> None:
+    api.put_order("o_1")
+    api.put_order("o_2", buyer_id="b_2", seller_id="s_2")
+    mine = api.open_case("o_1").json()["id"]
+    body = {
+        "order_id": "o_2",
+        "lines": [{"line_id": "l1", "quantity": 1}],
+        "reason": "damaged",
+        "request": {"kind": "refund", "amount": MONEY},
+        "attachments": [api.upload("buyer", "b_2")],
+    }
+    theirs = api.as_("buyer", "b_2")("POST", "/v1/cases", json=body).json()["id"]
+    for seller_id, case_id in ((SELLER, mine), ("s_2", theirs)):
+        accepted = api.as_("seller", seller_id)("POST", f"/v1/cases/{case_id}/accept")
+        assert accepted.status_code == 200, accepted.text
+
+    def refunded_cases(role: str, party_id: str | None, query: str = "") -> list[str]:
+        response = api.as_(role, party_id)("GET", f"/v1/refunds?limit=1{query}")
+        assert response.status_code == 200, response.text
+        page = response.json()
+        return [refund["case_id"] for refund in page["data"]] + ["more"] * page["has_more"]
+
+    assert refunded_cases("buyer", BUYER) == [mine]
+    assert refunded_cases("seller", SELLER) == [mine]
+    assert refunded_cases("buyer", "b_2") == [theirs]
+    assert refunded_cases("seller", "s_2") == [theirs]
+    assert refunded_cases("mediator", "m_1") == []  # neither was escalated
+    assert len(refunded_cases("operator", None)) == 2  # one, and has_more
+    assert refunded_cases("operator", None, f"&case_id={theirs}") == [theirs]
+
+
+def _listed(api: Api, role: str, party_id: str | None, starting_after: str) -> Any:
+    response = api.as_(role, party_id)("GET", f"/v1/cases?starting_after={starting_after}")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_a_cursor_on_a_case_the_caller_cannot_see_pages_as_an_unknown_one(api: Api) -> None:
+    """`starting_after` naming someone else's case must not narrow the page: that would tell
+    the caller the case exists (and when it was opened)."""
+    api.put_order("o_1")
+    api.put_order("o_2", buyer_id="b_2", seller_id="s_2")
+    api.put_order("o_3")
+    older = api.open_case("o_1").json()["id"]
+    api.advance(seconds=1)
+    body = {
+        "order_id": "o_2",
+        "lines": [{"line_id": "l1", "quantity": 1}],
+        "reason": "damaged",
+        "request": {"kind": "refund", "amount": MONEY},
+        "attachments": [api.upload("buyer", "b_2")],
+    }
+    theirs = api.as_("buyer", "b_2")("POST", "/v1/cases", json=body)
+    assert theirs.status_code == 201, theirs.text
+    api.advance(seconds=1)
+    newer = api.open_case("o_3").json()["id"]
+    seller = api.as_("seller", SELLER)
+    assert seller("POST", f"/v1/cases/{newer}/reject", json={"reason": "no"}).status_code == 200
+    escalated = api.as_("buyer", BUYER)("POST", f"/v1/cases/{newer}/escalate", json={})
+    assert escalated.status_code == 200, escalated.text
+
+    for role, party_id, hidden in (
+        ("buyer", BUYER, theirs.json()["id"]),
+        ("seller", SELLER, theirs.json()["id"]),
+        ("mediator", "m_1", older),  # never escalated
+    ):
+        assert _listed(api, role, party_id, hidden) == _listed(api, role, party_id, "case_none")
+    # A cursor the caller may see still pages.
+    assert [c["id"] for c in _listed(api, "buyer", BUYER, newer)["data"]] == [older]
+
+
 # --------------------------------------------------------------------------- transition table
 
 
@@ -405,15 +570,51 @@ def test_decision_is_the_mediators_alone(api: Api) -> None:
     assert decided.status_code == 200, decided.text
 
 
-def test_a_party_cannot_act_as_another(api: Api) -> None:
+@pytest.mark.parametrize(
+    ("who", "path", "acting_as", "body"),
+    [
+        pytest.param(("buyer", BUYER), "accept", "seller", {}, id="buyer-accepts-as-seller"),
+        pytest.param(
+            ("buyer", BUYER), "reject", "seller", {"reason": "x"}, id="buyer-rejects-as-seller"
+        ),
+        pytest.param(
+            ("buyer", BUYER), "messages", "mediator", {"body": "x"}, id="buyer-writes-as-mediator"
+        ),
+        pytest.param(("seller", SELLER), "withdraw", "buyer", {}, id="seller-withdraws-as-buyer"),
+        pytest.param(("seller", SELLER), "accept", "buyer", {}, id="seller-accepts-as-buyer"),
+        pytest.param(
+            ("seller", SELLER),
+            "offers",
+            "buyer",
+            {"kind": "refund", "amount": MONEY},
+            id="seller-offers-as-buyer",
+        ),
+    ],
+)
+def test_a_party_cannot_act_as_another(
+    api: Api, who: tuple[str, str], path: str, acting_as: str, body: dict[str, Any]
+) -> None:
     api.put_order()
     case_id = api.open_case().json()["id"]
+    call = api.as_(*who)
     before = snapshot(api)
-    response = api.as_("buyer", BUYER)(
-        "POST", f"/v1/cases/{case_id}/accept", json={"acting_as": "seller"}
-    )
+    response = call("POST", f"/v1/cases/{case_id}/{path}", json={**body, "acting_as": acting_as})
     assert response.status_code == 400, response.text
     assert response.json()["error"]["code"] == "acting_as_not_allowed"
+    assert snapshot(api) == before
+
+
+@pytest.mark.parametrize(("path", "body"), [("accept", None), ("reject", {"reason": "x"})])
+def test_the_seller_cannot_answer_its_own_counter_offer(api: Api, path: str, body: Any) -> None:
+    api.put_order()
+    case_id = api.open_case().json()["id"]
+    seller = api.as_("seller", SELLER)
+    counter = {"kind": "refund", "amount": MONEY}
+    assert seller("POST", f"/v1/cases/{case_id}/offers", json=counter).status_code == 200
+    before = snapshot(api)
+    response = seller("POST", f"/v1/cases/{case_id}/{path}", json=body)
+    assert_error(response, 403)
+    assert response.json()["error"]["code"] == "actor_not_allowed"
     assert snapshot(api) == before
 
 

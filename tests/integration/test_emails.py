@@ -84,6 +84,20 @@ def test_mediators_hear_of_new_escalations(api: Api, inbox: list[EmailMessage]) 
     assert "escalated" in escalated[0]["Subject"]
 
 
+def test_mediators_are_linked_to_the_console_and_parties_to_the_portal(
+    api: Api, inbox: list[EmailMessage]
+) -> None:
+    api.app.settings = api.app.settings.model_copy(update={"mediator_email": "team@example.com"})
+    case = open_with_contacts(api)
+    seller(api, case["id"], "reject", reason="no")
+    buyer(api, case["id"], "escalate", reason="please decide")
+    send(api)
+    links = {m["To"]: m.get_content() for m in inbox}
+    assert f"/console/cases/{case['id']}" in links["team@example.com"]
+    assert "/portal/" not in links["team@example.com"]
+    assert f"/portal/cases/{case['id']}" in links["buyer@example.com"]
+
+
 def test_without_smtp_emails_are_logged(api: Api) -> None:
     open_with_contacts(api)
     assert send(api) == 1

@@ -16,6 +16,7 @@ from restitution.adapters.db import tables as t
 from restitution.cli import app as cli
 from restitution.web import sessions
 from tests.integration.conftest import PNG, Api
+from tests.integration.test_authz_matrix import snapshot
 
 
 def signed_in(api: Api, role: str, party_id: str) -> TestClient:
@@ -67,6 +68,23 @@ def test_an_unknown_link_is_refused_with_a_page_that_says_what_to_do(api: Api) -
     assert "Open the link from the marketplace again" in response.text
 
 
+def test_a_session_ends_when_the_link_it_came_from_expires(api: Api) -> None:
+    minted = api.client.post(
+        "/v1/party_tokens",
+        json={"role": "buyer", "party_id": "b_1", "ttl_seconds": 60},
+        headers=api.auth(),
+    ).json()
+    client = TestClient(api.client.app)
+    signed = client.get("/portal/login", params={"token": minted["token"]}, follow_redirects=False)
+    assert signed.status_code == 303
+    assert "max-age=60" in signed.headers["set-cookie"].lower()
+    assert client.get("/portal/orders").status_code == 200
+
+    api.advance(seconds=61)
+
+    assert client.get("/portal/orders").status_code == 401
+
+
 def test_pages_need_a_session(api: Api) -> None:
     client = TestClient(api.client.app)
     assert client.get("/portal/orders").status_code == 401
@@ -94,6 +112,81 @@ def test_a_seller_does_not_see_another_sellers_case(api: Api) -> None:
     response = other.get(f"/portal/cases/{case_id}")
     assert response.status_code == 404
     assert case_id not in other.get("/portal/cases").text
+
+
+NOTHING_HERE = "There is nothing here, or it is not yours to see."
+# Pages and form posts on b_1/s_1's case (not escalated), its evidence and its order, by
+# a party they are not for: (party, method, path, form).
+NOT_THEIRS = [
+    ("buyer", "GET", "/portal/cases/{case}", None),
+    ("buyer", "POST", "/portal/cases/{case}/withdraw", {}),
+    ("buyer", "POST", "/portal/cases/{case}/post_message", {"body": "hello"}),
+    ("buyer", "GET", "/portal/attachments/{att}", None),
+    ("buyer", "GET", "/portal/orders/{order}/claim", None),
+    (
+        "buyer",
+        "POST",
+        "/portal/orders/{order}/claim",
+        {"line": "l1", "reason": "damaged", "remedy": "replacement"},
+    ),
+    ("seller", "GET", "/portal/cases/{case}", None),
+    ("seller", "POST", "/portal/cases/{case}/accept", {}),
+    ("seller", "POST", "/portal/cases/{case}/post_message", {"body": "hello"}),
+    ("seller", "GET", "/portal/attachments/{att}", None),
+    ("mediator", "GET", "/console/cases/{case}", None),
+    ("mediator", "POST", "/console/cases/{case}/decide", {"kind": "reject", "note": "no"}),
+    ("mediator", "POST", "/console/cases/{case}/post_message", {"body": "hello"}),
+    ("mediator", "GET", "/console/attachments/{att}", None),
+]
+OTHER_PARTY = {"buyer": "b_2", "seller": "s_2", "mediator": "m_1"}
+
+
+@pytest.mark.parametrize(
+    ("role", "method", "path", "form"),
+    NOT_THEIRS,
+    ids=[f"{role}-{method}-{path}" for role, method, path, _ in NOT_THEIRS],
+)
+def test_a_page_that_is_not_yours_is_as_missing_and_its_form_changes_nothing(
+    api: Api, role: str, method: str, path: str, form: dict[str, str] | None
+) -> None:
+    api.put_order()
+    case = api.open_case().json()
+    attachment = case_attachment(api, case["id"])
+    client = signed_in(api, role, OTHER_PARTY[role])
+    token = csrf(client.get("/console/" if role == "mediator" else "/portal/cases"))
+    data = None if form is None else {**form, "csrf_token": token}
+    before = snapshot(api)
+
+    theirs = client.request(
+        method, path.format(case=case["id"], att=attachment, order="o_1"), data=data
+    )
+    missing = client.request(
+        method, path.format(case="case_missing", att="att_missing", order="o_missing"), data=data
+    )
+
+    assert (theirs.status_code, missing.status_code) == (404, 404)
+    assert NOTHING_HERE in theirs.text and NOTHING_HERE in missing.text
+    assert snapshot(api) == before
+
+
+def case_attachment(api: Api, case_id: str) -> str:
+    events = api.as_("operator")("GET", f"/v1/cases/{case_id}/events").json()["data"]
+    return str(events[0]["data"]["attachments"][0])
+
+
+def test_lists_and_the_queue_show_no_case_that_is_not_yours(api: Api) -> None:
+    api.put_order()
+    case_id = api.open_case().json()["id"]
+    for role, path in (
+        ("buyer", "/portal/cases"),
+        ("seller", "/portal/cases"),
+        ("mediator", "/console/?status=awaiting_seller"),
+        ("mediator", "/console/?status=all"),
+    ):
+        page = signed_in(api, role, OTHER_PARTY[role]).get(path)
+        assert page.status_code == 200, path
+        assert case_id not in page.text, path
+    assert case_id in signed_in(api, "buyer", "b_1").get("/portal/cases").text
 
 
 def test_every_page_renders_for_its_party(api: Api) -> None:

@@ -6,9 +6,12 @@ from __future__ import annotations
 import hashlib
 import json
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from restitution.api.deps import get_principal
 from restitution.api.errors import error_body
+from restitution.domain.errors import Unauthenticated
 from restitution.services import idempotency
 from restitution.services.context import App
 
@@ -39,6 +42,11 @@ class IdempotencyMiddleware:
                     "Idempotency-Key",
                 ),
             )
+            return
+        if not await _authenticates(scope):
+            # Kept responses are for a caller who can still say who they are: a token that is
+            # missing, unknown or expired gets the route's 401, never a response kept for it.
+            await self.app(scope, receive, send)
             return
         body = await _read_body(receive)
         restitution: App = scope["app"].state.restitution
@@ -97,6 +105,14 @@ class _Captured:
             self.is_json = headers.get(b"content-type", b"").startswith(b"application/json")
         elif message["type"] == "http.response.body":
             self.body += message.get("body", b"")
+
+
+async def _authenticates(scope: Scope) -> bool:
+    try:
+        await get_principal(Request(scope))
+    except Unauthenticated:
+        return False
+    return True
 
 
 async def _read_body(receive: Receive) -> bytes:

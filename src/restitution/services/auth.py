@@ -72,17 +72,24 @@ def mint_party_token(app: App, role: str, party_id: str, ttl_seconds: int | None
 
 
 def authenticate(app: App, operator_key: str, token: str | None) -> Principal:
+    return token_holder(app, operator_key, token)[0]
+
+
+def token_holder(
+    app: App, operator_key: str, token: str | None
+) -> tuple[Principal, datetime | None]:
+    """Who the token stands for, and until when (None: the operator key does not expire)."""
     if not token:
         raise Unauthenticated("missing_token", "send Authorization: Bearer <token>")
     if hmac.compare_digest(token.encode(), operator_key.encode()):
-        return OPERATOR
+        return OPERATOR, None
     with app.db.transaction(write=False) as conn:
         row = find_party_token(conn, _hash(token))
     if row is None:
         raise Unauthenticated("invalid_token", "the token is not valid")
     if row.expires_at <= app.clock.now():
         raise Unauthenticated("token_expired", "the token has expired; ask for a new link")
-    return Principal(row.role, row.party_id)
+    return Principal(row.role, row.party_id), row.expires_at
 
 
 def can_see_case(principal: Principal, case: Case) -> bool:

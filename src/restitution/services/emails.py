@@ -129,8 +129,9 @@ def queue_for_event(
     context = _case_context(app, conn, event_type, data, known.deadlines) if to else {}
     for recipient in to:
         key = f"{event_id}:{recipient.role}:{recipient.party_id}"
+        linked = {**context, "case_url": _case_url(app, recipient.role, data.get("case_id"))}
         queued = queue(
-            app, conn, recipient, key, context, known.contacts, case_id=data.get("case_id")
+            app, conn, recipient, key, linked, known.contacts, case_id=data.get("case_id")
         )
         written += queued.written
         unaddressed += queued.unaddressed
@@ -194,6 +195,12 @@ def queue(
     return Queued(1, 0)
 
 
+def _case_url(app: App, role: str, case_id: Any) -> str:
+    """Mediators work cases in the console; the portal is for buyers and sellers."""
+    area = "console" if role == "mediator" else "portal"
+    return f"{app.settings.public_url.rstrip('/')}/{area}/cases/{case_id}"
+
+
 def _case_context(
     app: App,
     conn: Connection,
@@ -201,7 +208,6 @@ def _case_context(
     data: dict[str, Any],
     deadlines: Mapping[str, Any],
 ) -> dict[str, Any]:
-    base = app.settings.public_url.rstrip("/")
     case_id = data.get("case_id")
     context: dict[str, Any] = {
         "event_type": event_type,
@@ -209,7 +215,6 @@ def _case_context(
         "order_id": data.get("order_id"),
         "status": data.get("status"),
         "outcome": data.get("outcome"),
-        "case_url": f"{base}/portal/cases/{case_id}",
         "deadline_due_at": None,
         "deadline_auto": False,
     }

@@ -20,7 +20,7 @@ from restitution.domain.eligibility import REASON_NAMES
 from restitution.domain.errors import DomainError, PolicyViolation
 from restitution.domain.policy import Clause
 from restitution.services import attachments, insights
-from restitution.services.auth import Principal, authenticate
+from restitution.services.auth import Principal, token_holder
 from restitution.services.context import App
 from restitution.web import sessions
 from restitution.web.format import Viewer, major_units
@@ -185,11 +185,13 @@ def refusal(app: App, error: DomainError) -> dict[str, Any]:
     return {"message": error.message, "code": error.code, "clauses": clauses(app, cited)}
 
 
-def set_session_cookie(app: App, response: Response, session_id: str) -> None:
+def set_session_cookie(
+    app: App, response: Response, session_id: str, session: sessions.WebSession
+) -> None:
     response.set_cookie(
         SESSION_COOKIE,
         session_id,
-        max_age=int(sessions.SESSION_TTL.total_seconds()),
+        max_age=int((session.expires_at - app.clock.now()).total_seconds()),
         path="/",
         httponly=True,
         samesite="lax",
@@ -279,8 +281,8 @@ def sign_in_with_token(request: Request, token: str) -> Response:
     """A party arrives through a `portal_url`: swap its token for a session, then drop it."""
     app = get_app(request)
     try:
-        principal = authenticate(app, request.app.state.operator_key, token or None)
-        session_id, session = sessions.start(app, principal)
+        principal, valid_until = token_holder(app, request.app.state.operator_key, token or None)
+        session_id, session = sessions.start(app, principal, until=valid_until)
     except DomainError as error:
         return error_page(
             request,
@@ -290,7 +292,7 @@ def sign_in_with_token(request: Request, token: str) -> Response:
         )
     sessions.end(app, request.cookies.get(SESSION_COOKIE))
     response = redirect(HOME[session.principal.role])
-    set_session_cookie(app, response, session_id)
+    set_session_cookie(app, response, session_id, session)
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
 

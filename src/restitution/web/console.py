@@ -79,10 +79,10 @@ def create_console(app: App, operator_key: str) -> FastAPI:
             )
         except DomainError as error:
             return _login_page(request, error.message, text(form, "login"), 401)
-        session_id, _ = sessions.start(application, principal)
+        session_id, session = sessions.start(application, principal)
         sessions.end(application, request.cookies.get(common.SESSION_COOKIE))
         response = redirect("/console/")
-        common.set_session_cookie(application, response, session_id)
+        common.set_session_cookie(application, response, session_id, session)
         response.delete_cookie(LOGIN_COOKIE, path="/console")
         return response
 

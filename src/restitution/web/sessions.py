@@ -51,13 +51,18 @@ class WebSession:
         )
 
 
-def start(app: App, principal: Principal) -> tuple[str, WebSession]:
-    """A new session for a party: the cookie value to send and what it stands for."""
+def start(
+    app: App, principal: Principal, *, until: datetime | None = None
+) -> tuple[str, WebSession]:
+    """A new session for a party: the cookie value to send and what it stands for. It ends
+    after `SESSION_TTL`, or at `until` if sooner: a session opened with a party token must
+    not outlive the token."""
     if principal.party_id is None or principal.role not in ("buyer", "seller", "mediator"):
         raise Unauthenticated("party_only", "the portal is for buyers, sellers and mediators")
     now = app.clock.now()
     session_id = secrets.token_urlsafe(32)
-    session = WebSession(principal, secrets.token_urlsafe(32), now + SESSION_TTL)
+    ends = now + SESSION_TTL if until is None else min(now + SESSION_TTL, until)
+    session = WebSession(principal, secrets.token_urlsafe(32), ends)
     with app.db.transaction() as conn:
         delete_expired_sessions(conn, now)
         insert_session(

@@ -445,7 +445,12 @@ class Repository:
     ) -> tuple[list[Case], bool]:
         """Newest first; `visible_to` = (column, party id) narrows to one party's cases."""
         c = t.cases.c
-        conditions: list[Any] = []
+        visible: list[Any] = []
+        if flt.escalated_only:
+            visible.append(c.escalated_at.is_not(None))
+        if visible_to is not None:
+            visible.append(getattr(c, visible_to[0]) == visible_to[1])
+        conditions = list(visible)
         for column, value in (
             (c.status, flt.status),
             (c.order_id, flt.order_id),
@@ -454,13 +459,11 @@ class Repository:
         ):
             if value is not None:
                 conditions.append(column == value)
-        if flt.escalated_only:
-            conditions.append(c.escalated_at.is_not(None))
-        if visible_to is not None:
-            conditions.append(getattr(c, visible_to[0]) == visible_to[1])
         if starting_after is not None:
+            # A cursor the caller may not see is as unknown as one that does not exist:
+            # paging after it would tell that it exists, and when it was opened.
             cursor = self.conn.execute(
-                select(c.created_at, c.id).where(c.id == starting_after)
+                select(c.created_at, c.id).where(c.id == starting_after, *visible)
             ).first()
             if cursor is not None:
                 conditions.append(
