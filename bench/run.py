@@ -597,8 +597,13 @@ def cpu_note(fired: Run, pgbench: Run) -> str:
     second PostgreSQL's share alone leaves on this machine's cores."""
     workers, server = fired.cpu_us_each()
     client, server_per_insert = pgbench.cpu_us_each()
+    if server <= 0:
+        return (
+            f"CPU per fired deadline: the workers {workers:,.0f} µs; PostgreSQL's not measured "
+            "(its processes are not on this machine)"
+        )
     cores = len(os.sched_getaffinity(0))
-    most = cores * 1e6 / server if server > 0 else float("inf")
+    most = cores * 1e6 / server
     return (
         f"CPU per fired deadline: the workers {workers:,.0f} µs, PostgreSQL {server:,.0f} µs; "
         f"per pgbench insert: pgbench {client:,.0f} µs, PostgreSQL {server_per_insert:,.0f} µs. "

@@ -29,3 +29,12 @@ def test_the_note_caps_deadlines_by_the_servers_share_on_these_cores(
     assert "pgbench 25 µs, PostgreSQL 150 µs" in note
     # 2 cores / 500 µs = 4,000 deadlines/s at most, 40 % of pgbench's 10,000 tps
     assert note.endswith("at most 4,000 deadlines/s on 2 cores (40% of the ceiling)")
+
+
+def test_a_server_not_on_this_machine_is_said_so_not_divided_by() -> None:
+    fired = Run(done=10_000, rate=2_000, clients_cpu_s=6.0, postgres_cpu_s=0.0)
+    pgbench = Run(done=100_000, rate=10_000, clients_cpu_s=2.5, postgres_cpu_s=0.0)
+    assert cpu_note(fired, pgbench) == (
+        "CPU per fired deadline: the workers 600 µs; PostgreSQL's not measured "
+        "(its processes are not on this machine)"
+    )
