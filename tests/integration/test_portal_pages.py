@@ -321,6 +321,25 @@ def test_an_offer_above_the_refundable_amount_is_refused_in_words(api: Api) -> N
     assert "at most" in response.text and "R1" in response.text
 
 
+@pytest.mark.parametrize("amount", ["1e999999", "1e400000", "1e999999999999999999"])
+def test_an_amount_beyond_any_order_is_refused_in_words_and_changes_nothing(
+    api: Api, amount: str
+) -> None:
+    # Each was a 500, or held the server for seconds making a number of ~400,000 digits.
+    api.put_order()
+    case_id = api.open_case().json()["id"]
+    seller = signed_in(api, "seller", "s_1")
+    page = seller.get(f"/portal/cases/{case_id}")
+    response = seller.post(
+        f"/portal/cases/{case_id}/make_offer",
+        data={"csrf_token": csrf(page), "remedy": "partial_refund", "amount": amount},
+    )
+    assert response.status_code == 400
+    assert "Enter an amount of at most" in response.text
+    case = api.as_("operator")("GET", f"/v1/cases/{case_id}").json()
+    assert case["status"] == "awaiting_seller" and len(case["offers"]) == 1
+
+
 def test_the_mediator_decides_from_the_console(api: Api) -> None:
     case_id = escalated_case(api)
     mediator = signed_in(api, "mediator", "m_1")
