@@ -276,6 +276,24 @@ def test_the_buyer_opens_a_case_from_the_form_with_a_photo(api: Api) -> None:
     assert "/accept" not in page  # the buyer cannot accept their own request
 
 
+@pytest.mark.parametrize("quantity", ["²", "9" * 5000], ids=["superscript_two", "5000_digits"])
+def test_a_claimed_quantity_that_is_not_a_plain_number_is_refused_and_opens_nothing(
+    api: Api, quantity: str
+) -> None:
+    # "²" passes str.isdigit() and 5,000 digits pass it too; int() refused both (a 500).
+    api.put_order()
+    buyer = signed_in(api, "buyer", "b_1")
+    form = buyer.get("/portal/orders/o_1/claim?line=l2&reason=not_received")
+    response = buyer.post(
+        "/portal/orders/o_1/claim",
+        data={"csrf_token": csrf(form), "reason": "not_received", "line": "l2",
+              "quantity_l2": quantity, "remedy": "full_refund"},
+    )  # fmt: skip
+    assert response.status_code == 400
+    assert "The quantity must be a whole number." in response.text
+    assert api.as_("operator")("GET", "/v1/cases?order_id=o_1").json()["data"] == []
+
+
 def test_a_refused_claim_is_explained_with_its_clause(api: Api) -> None:
     api.put_order()
     buyer = signed_in(api, "buyer", "b_1")
