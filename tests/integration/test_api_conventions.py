@@ -162,6 +162,20 @@ def test_field_named_body_is_named_as_the_param(api: Api) -> None:
     assert error_of(response, 400, "invalid_request")["param"] == "body"
 
 
+@pytest.mark.parametrize("path", ["/v1/party_tokens", "/v1/cases"])
+def test_a_body_that_is_not_json_names_no_field(api: Api, path: str) -> None:
+    response = api.client.post(
+        path,
+        content=b'{"role": "buyer",}',
+        headers={**api.auth(), "Content-Type": "application/json"},
+    )
+
+    error = error_of(response, 400, "invalid_request", "invalid_json")
+    assert error["param"] is None  # not "17", the position of the fault
+    assert error["message"].startswith("the body is not valid JSON")
+    assert "position 17" in error["message"]
+
+
 def test_text_with_a_nul_character_is_an_invalid_request(api: Api) -> None:
     case = open_case(api)
 
