@@ -393,6 +393,25 @@ def test_a_nul_character_in_a_page_address_is_never_a_server_error(
     assert "text/html" in response.headers["content-type"]
 
 
+@pytest.mark.parametrize(
+    ("role", "party_id", "path"),
+    [
+        ("seller", "s_1", "/portal/cases/" + "c" * 201),
+        ("buyer", "b_1", "/portal/orders/o_1/claim?reason=" + "r" * 65),
+        ("mediator", "m_1", "/console/?seller=" + "s" * 201),
+    ],
+    ids=["long-case-id", "long-reason", "long-seller-filter"],
+)
+def test_a_page_address_out_of_bounds_is_an_error_page(
+    api: Api, role: str, party_id: str, path: str
+) -> None:
+    # It was FastAPI's own JSON {"detail": [...]}, a 422 echoing the input, in a browser.
+    response = signed_in(api, role, party_id).get(path)
+    assert response.status_code == 400
+    assert "text/html" in response.headers["content-type"]
+    assert "The address of this page is not valid." in response.text
+
+
 def test_the_mediator_decides_from_the_console(api: Api) -> None:
     case_id = escalated_case(api)
     mediator = signed_in(api, "mediator", "m_1")

@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 import structlog
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.exc import DataError
@@ -248,6 +249,11 @@ def install(web: FastAPI, app: App, operator_key: str, area: str) -> None:
         if status == 404:
             return error_page(request, 404, "There is nothing here, or it is not yours to see.")
         return error_page(request, status, exc.message, refusal=refusal(app, exc))
+
+    @web.exception_handler(RequestValidationError)
+    async def invalid_address(request: Request, exc: RequestValidationError) -> Response:
+        # Only a page's path and query are validated (forms are read by the routes).
+        return error_page(request, 400, "The address of this page is not valid.")
 
     @web.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
