@@ -23,6 +23,7 @@ from restitution.api.schemas import (
     ShipmentIn,
 )
 from restitution.domain import cases as domain
+from restitution.domain.errors import unknown_cursor
 from restitution.domain.money import Money
 from restitution.services import cases as service
 from restitution.services.auth import Principal
@@ -103,7 +104,9 @@ async def case_events(
     events = await use_case(app, service.case_events, app, principal, case_id)
     if starting_after is not None:
         ids = [stored.chained.id for stored in events]
-        events = events[ids.index(starting_after) + 1 :] if starting_after in ids else []
+        if starting_after not in ids:
+            raise unknown_cursor("event", starting_after)
+        events = events[ids.index(starting_after) + 1 :]
     return json_response(
         page([event_json(e, app.policy) for e in events[:limit]], len(events) > limit)
     )
