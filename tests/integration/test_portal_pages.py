@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from restitution.adapters.db import tables as t
 from restitution.cli import app as cli
 from restitution.web import sessions
+from tests.integration.case_steps import agree_on_return
 from tests.integration.conftest import PNG, Api
 from tests.integration.test_authz_matrix import snapshot
 
@@ -373,6 +374,33 @@ def test_form_text_with_a_nul_character_is_refused_in_words_and_changes_nothing(
     assert "must not contain NUL characters" in response.text
     events = api.as_("operator")("GET", f"/v1/cases/{case_id}/events").json()["data"]
     assert [event["type"] for event in events] == ["case.opened"]
+
+
+@pytest.mark.parametrize(
+    ("action", "data", "longest"),
+    [
+        ("post_message", {"body": "b" * 10_001}, 10_000),
+        ("ship_return", {"carrier": "c" * 101, "tracking_number": "1Z999"}, 100),
+        ("ship_return", {"carrier": "UPS", "tracking_number": "t" * 101}, 100),
+    ],
+    ids=["message", "carrier", "tracking-number"],
+)
+def test_form_text_longer_than_the_api_takes_is_refused_and_changes_nothing(
+    api: Api, action: str, data: dict[str, str], longest: int
+) -> None:
+    # A form took anything up to its 64 KiB a field, past the API's limits.
+    case_id = agree_on_return(api)["id"]
+    buyer = signed_in(api, "buyer", "b_1")
+    page = buyer.get(f"/portal/cases/{case_id}")
+    response = buyer.post(
+        f"/portal/cases/{case_id}/{action}", data={"csrf_token": csrf(page), **data}
+    )
+    assert response.status_code == 400
+    assert f"at most {longest} characters" in response.text
+    case = api.as_("operator")("GET", f"/v1/cases/{case_id}").json()
+    assert case["status"] == "awaiting_return_shipment" and case["version"] == 2
+    events = api.as_("operator")("GET", f"/v1/cases/{case_id}/events").json()["data"]
+    assert [event["type"] for event in events] == ["case.opened", "case.offer_accepted"]
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from restitution import __version__
 from restitution.adapters.db.engine import unavailable, unavailable_errors
 from restitution.api.errors import RETRY_AFTER_SECONDS, STATUS_BY_KIND
+from restitution.api.schemas import MAX_TEXT
 from restitution.domain.eligibility import REASON_NAMES
 from restitution.domain.errors import DomainError, InvalidInput, PolicyViolation
 from restitution.domain.policy import Clause
@@ -115,12 +116,17 @@ async def checked_form(request: Request) -> FormData:
     return form
 
 
-def text(form: FormData, name: str, default: str = "") -> str:
+def text(form: FormData, name: str, default: str = "", *, max_length: int = MAX_TEXT) -> str:
+    """A form's text field, within the bounds the API puts on the same field."""
     value = form.get(name)
     if not isinstance(value, str):
         return default
     if "\x00" in value:  # PostgreSQL cannot store it: refused on every backend alike (as the API)
         raise InvalidInput("invalid_field", "The text must not contain NUL characters.", param=name)
+    if len(value) > max_length:
+        raise InvalidInput(
+            "too_long", f"The text may be at most {max_length} characters long.", param=name
+        )
     return value.strip()
 
 
