@@ -132,6 +132,22 @@ def test_templates_render_in_english_for_unknown_locales() -> None:
     assert email.body.startswith("Hello,")
 
 
+def test_an_item_title_with_line_breaks_stays_on_the_subject_line() -> None:
+    # The subject is the rendered text's first line: a title's line break cut it there (the
+    # rest began the body), and a carriage return left in it made SMTP refuse the header.
+    context = {
+        "title": "Phone\r\nBcc: someone@example.com",
+        "name": None,
+        "order_id": "o_1",
+        "window_closes_at": "2026-03-20T10:00:00Z",
+        "order_url": "u",
+    }
+    email = render("return_window_closing", "en_US", context)
+    assert email.subject == "The return window for Phone Bcc: someone@example.com closes soon"
+    assert email.body.startswith("Hello,")
+    EmailMessage()["Subject"] = email.subject  # a header SMTP takes
+
+
 def test_a_batch_of_events_gets_each_party_s_address_and_each_case_s_deadline(
     api: Api, inbox: list[EmailMessage]
 ) -> None:

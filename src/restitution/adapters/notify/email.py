@@ -61,6 +61,8 @@ def _environment(locale: str) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    # Text from outside on the subject line (the first): its line breaks would end it there.
+    env.filters["one_line"] = lambda value: " ".join(str(value).split())
     translations = Translations.load(str(LOCALES), [locale, DEFAULT_LOCALE])
     env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
     return env
