@@ -414,6 +414,13 @@ def test_an_event_cursor_that_is_not_of_the_case_is_an_invalid_request(api: Api)
     assert (error["code"], error["param"]) == ("invalid_cursor", "starting_after")
 
 
+def test_a_status_filter_that_is_no_status_is_an_invalid_request(api: Api) -> None:
+    # It was an empty list, as if no case had that status: a typo went unnoticed.
+    error = error_of(list_cases(api, "?status=awaiting-seller"), 400, "invalid_request")
+
+    assert error["param"] == "status"
+
+
 def test_list_limit_sets_the_page_size(api: Api) -> None:
     change_of_mind_orders(api, {"o_1": ("b_1", "s_1")}, lines=3)
     open_change_of_mind_cases(api, ["o_1"], lines=3)

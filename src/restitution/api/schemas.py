@@ -17,6 +17,7 @@ from pydantic import (
     field_validator,
 )
 
+from restitution.domain.cases import STATUSES
 from restitution.domain.policy import REASONS
 
 MAX_AMOUNT = 10**15  # minor units; sums of a few stay well inside a 64-bit column
@@ -44,6 +45,7 @@ Moment = Annotated[AwareDatetime, AfterValidator(_within_calendar)]
 Currency = Annotated[StrictStr, Field(pattern=r"^[A-Z]{3}$")]
 Country = Annotated[StrictStr, Field(pattern=r"^[A-Z]{2}$")]
 Reason = Literal[REASONS]  # type: ignore[valid-type]
+Status = Literal[STATUSES]  # type: ignore[valid-type]
 Party = Literal["buyer", "seller"]
 ActingAs = Literal["buyer", "seller", "mediator"]
 

@@ -21,6 +21,7 @@ from restitution.api.schemas import (
     OfferIn,
     ReasonIn,
     ShipmentIn,
+    Status,
 )
 from restitution.domain import cases as domain
 from restitution.domain.errors import unknown_cursor
@@ -33,7 +34,7 @@ from restitution.services.ports import CaseFilter
 router = api_router(prefix="/v1/cases", tags=["cases"])
 
 Limit = Annotated[int, Query(ge=1, le=100)]
-StatusFilter = Annotated[str | None, Query(max_length=40)]
+StatusFilter = Annotated[Status | None, Query()]
 IdFilter = Annotated[str | None, Query(max_length=200)]
 
 
