@@ -78,7 +78,7 @@ def render(template: str, locale: str, context: dict[str, Any]) -> RenderedEmail
         when = datetime.fromisoformat(value.replace("Z", "+00:00"))
         try:
             tz = get_timezone(zone)
-        except LookupError:
+        except (LookupError, ValueError):  # unknown, or no zone's name at all ("America/")
             tz = get_timezone("UTC")
         return format_datetime(when, "medium", tzinfo=tz, locale=locale) + f" ({tz})"
 
