@@ -162,6 +162,20 @@ def test_field_named_body_is_named_as_the_param(api: Api) -> None:
     assert error_of(response, 400, "invalid_request")["param"] == "body"
 
 
+@pytest.mark.parametrize("path", ["/v1/party_tokens", "/v1/cases"])
+def test_a_body_that_is_not_json_names_no_field(api: Api, path: str) -> None:
+    response = api.client.post(
+        path,
+        content=b'{"role": "buyer",}',
+        headers={**api.auth(), "Content-Type": "application/json"},
+    )
+
+    error = error_of(response, 400, "invalid_request", "invalid_json")
+    assert error["param"] is None  # not "17", the position of the fault
+    assert error["message"].startswith("the body is not valid JSON")
+    assert "position 17" in error["message"]
+
+
 def test_text_with_a_nul_character_is_an_invalid_request(api: Api) -> None:
     case = open_case(api)
 
@@ -369,6 +383,42 @@ def test_list_pages_newest_first_twenty_by_default(api: Api) -> None:
 
     seen = [case["id"] for case in first["data"] + second["data"]]
     assert sorted(seen) == sorted(opened)
+
+
+@pytest.mark.parametrize(
+    ("role", "party_id"), [("operator", None), ("seller", "s_2")], ids=["unknown", "not-theirs"]
+)
+def test_a_cursor_that_is_not_in_the_list_is_an_invalid_request(
+    api: Api, role: str, party_id: str | None
+) -> None:
+    # It was ignored: the first page again, with has_more, for a client to loop on for ever.
+    change_of_mind_orders(api, {"o_1": ("b_1", "s_1"), "o_2": ("b_2", "s_2")}, lines=3)
+    [another_sellers] = open_change_of_mind_cases(api, ["o_1"], lines=1)
+    open_change_of_mind_cases(api, ["o_2"], lines=3)
+    cursor = "case_unknown" if role == "operator" else another_sellers
+
+    response = api.as_(role, party_id)("GET", f"/v1/cases?limit=1&starting_after={cursor}")
+
+    error = error_of(response, 400, "invalid_request", "invalid_cursor")
+    assert error["param"] == "starting_after"
+    assert cursor in error["message"]
+
+
+def test_an_event_cursor_that_is_not_of_the_case_is_an_invalid_request(api: Api) -> None:
+    # It was an empty page, as if the timeline had ended there.
+    case = open_case(api)
+    path = f"/v1/cases/{case['id']}/events?starting_after=evt_unknown"
+
+    error = error_of(api.client.get(path, headers=api.auth()), 400, "invalid_request")
+
+    assert (error["code"], error["param"]) == ("invalid_cursor", "starting_after")
+
+
+def test_a_status_filter_that_is_no_status_is_an_invalid_request(api: Api) -> None:
+    # It was an empty list, as if no case had that status: a typo went unnoticed.
+    error = error_of(list_cases(api, "?status=awaiting-seller"), 400, "invalid_request")
+
+    assert error["param"] == "status"
 
 
 def test_list_limit_sets_the_page_size(api: Api) -> None:

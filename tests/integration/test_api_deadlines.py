@@ -268,6 +268,20 @@ def test_moving_the_clock_backwards_is_refused(api: Api) -> None:
     assert ok(api.client.get("/v1/test/clock", headers=api.auth()))["now"] == at()
 
 
+def test_advancing_the_clock_past_the_calendar_is_refused(api: Api) -> None:
+    # Times in requests stop before 9000; the clock went on, to an OverflowError (a 500)
+    # in year 9999 and date arithmetic out of range before that.
+    last = "8999-12-31T23:59:59Z"
+    ok(api.client.post("/v1/test/clock", json={"now": last}, headers=api.auth()))
+
+    response = api.client.post("/v1/test/clock", json={"advance_seconds": 1}, headers=api.auth())
+
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert (error["type"], error["code"]) == ("invalid_request", "clock_out_of_range")
+    assert ok(api.client.get("/v1/test/clock", headers=api.auth()))["now"] == last
+
+
 def test_moving_the_clock_needs_the_operator(api: Api) -> None:
     response = api.as_("buyer", "b_1")("POST", "/v1/test/clock", json={"advance_seconds": 60})
 

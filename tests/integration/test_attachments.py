@@ -68,6 +68,23 @@ def test_upload_refuses_what_is_not_evidence(api: Api, data: bytes, code: str) -
     assert_invalid(upload(api, data, "photo.png", "image/png"), code)
 
 
+def test_a_file_name_with_a_nul_character_is_refused_and_nothing_is_stored(
+    api: Api, tmp_path: Path
+) -> None:
+    # It was kept on SQLite, and refused by PostgreSQL only after the bytes were stored.
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="photo\x00.png"\r\n'
+        b"Content-Type: image/png\r\n\r\n" + PNG + b"\r\n--b--\r\n"
+    )
+    response = api.client.post(
+        "/v1/attachments",
+        content=body,
+        headers={**api.auth("buyer", "b_1"), "Content-Type": "multipart/form-data; boundary=b"},
+    )
+    assert_invalid(response, "invalid_filename")
+    assert [path for path in (tmp_path / "evidence").rglob("*") if path.is_file()] == []
+
+
 def test_upload_without_a_file_is_invalid_request(api: Api) -> None:
     response = api.client.post(
         "/v1/attachments", data={"other": "x"}, headers=api.auth("buyer", "b_1")

@@ -132,6 +132,41 @@ def test_templates_render_in_english_for_unknown_locales() -> None:
     assert email.body.startswith("Hello,")
 
 
+def test_an_item_title_with_line_breaks_stays_on_the_subject_line() -> None:
+    # The subject is the rendered text's first line: a title's line break cut it there (the
+    # rest began the body), and a carriage return left in it made SMTP refuse the header.
+    context = {
+        "title": "Phone\r\nBcc: someone@example.com",
+        "name": None,
+        "order_id": "o_1",
+        "window_closes_at": "2026-03-20T10:00:00Z",
+        "order_url": "u",
+    }
+    email = render("return_window_closing", "en_US", context)
+    assert email.subject == "The return window for Phone Bcc: someone@example.com closes soon"
+    assert email.body.startswith("Hello,")
+    EmailMessage()["Subject"] = email.subject  # a header SMTP takes
+
+
+@pytest.mark.parametrize("zone", ["America/", "/etc/localtime", ".."])
+def test_a_time_zone_that_names_no_zone_renders_in_utc(zone: str) -> None:
+    # The API keeps a party's time zone as given. A name that is no zone renders in UTC, as
+    # on the portal; for these Babel raised ValueError (not LookupError): the e-mail failed,
+    # was retried, then given up.
+    context = {
+        "case_id": "case_1",
+        "order_id": "o_1",
+        "status": "awaiting_seller",
+        "name": None,
+        "case_url": "u",
+        "deadline_due_at": "2026-03-11T10:00:00Z",
+        "deadline_auto": True,
+        "time_zone": zone,
+    }
+    email = render("action_required", "en_US", context)
+    assert "Mar 11, 2026, 10:00:00\u202fAM (UTC)" in email.body
+
+
 def test_a_batch_of_events_gets_each_party_s_address_and_each_case_s_deadline(
     api: Api, inbox: list[EmailMessage]
 ) -> None:

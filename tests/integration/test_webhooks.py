@@ -81,6 +81,12 @@ def test_delivery_log_pages_newest_first(api: Api, receiver: Receiver) -> None:
     assert first["data"][0]["event_type"] == "case.offer_rejected"
     rest = deliveries(api, endpoint_id, limit=1, starting_after=first["data"][0]["id"])
     assert [d["event_type"] for d in rest["data"]] == ["case.opened"]
+    unknown = api.client.get(
+        f"/v1/webhook_endpoints/{endpoint_id}/deliveries?starting_after=whd_unknown",
+        headers=api.auth(),
+    )  # it was the first page again, with has_more
+    assert unknown.status_code == 400
+    assert unknown.json()["error"]["code"] == "invalid_cursor"
     missing = api.client.get("/v1/webhook_endpoints/whe_nope/deliveries", headers=api.auth())
     assert missing.status_code == 404
     as_buyer = api.as_("buyer", "b_1")("GET", f"/v1/webhook_endpoints/{endpoint_id}/deliveries")

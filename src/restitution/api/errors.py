@@ -148,12 +148,19 @@ def install(app: FastAPI) -> None:
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         loc = tuple(first.get("loc", ()))
-        code = "invalid_json" if first.get("type") == "json_invalid" else "invalid_field"
+        if first.get("type") == "json_invalid":
+            # FastAPI's location is ("body", position of the fault): no field to name.
+            message = "the body is not valid JSON: " + str(
+                (first.get("ctx") or {}).get("error", "JSON decode error")
+            )
+            if len(loc) == 2 and isinstance(loc[1], int):
+                message += f" at position {loc[1]}"
+            return error_response(400, "invalid_request", "invalid_json", message)
         message = str(first.get("msg", "the request is not valid"))
         param = _param(loc)
         if param:
             message = f"{param}: {message}"
-        return error_response(400, "invalid_request", code, message, param)
+        return error_response(400, "invalid_request", "invalid_field", message, param)
 
     async def data_error(request: Request, exc: Exception) -> JSONResponse:
         # The database refused a value from the request (e.g. NUL in a PostgreSQL text).

@@ -17,6 +17,7 @@ from pydantic import (
     field_validator,
 )
 
+from restitution.domain.cases import STATUSES
 from restitution.domain.policy import REASONS
 
 MAX_AMOUNT = 10**15  # minor units; sums of a few stay well inside a 64-bit column
@@ -32,7 +33,11 @@ def _within_calendar(moment: datetime) -> datetime:
     return moment
 
 
-Text = Annotated[StrictStr, Field(max_length=10_000)]
+MAX_TEXT = 10_000  # characters of free text: a description, a message, a reason, a note
+MAX_SHIPPING_TEXT = 100  # a carrier, a tracking number
+MAX_URL = 2000
+
+Text = Annotated[StrictStr, Field(max_length=MAX_TEXT)]
 Id = Annotated[StrictStr, Field(min_length=1, max_length=200)]
 ShortText = Annotated[StrictStr, Field(max_length=500)]
 Amount = Annotated[StrictInt, Field(ge=0, le=MAX_AMOUNT)]
@@ -40,6 +45,7 @@ Moment = Annotated[AwareDatetime, AfterValidator(_within_calendar)]
 Currency = Annotated[StrictStr, Field(pattern=r"^[A-Z]{3}$")]
 Country = Annotated[StrictStr, Field(pattern=r"^[A-Z]{2}$")]
 Reason = Literal[REASONS]  # type: ignore[valid-type]
+Status = Literal[STATUSES]  # type: ignore[valid-type]
 Party = Literal["buyer", "seller"]
 ActingAs = Literal["buyer", "seller", "mediator"]
 
@@ -185,13 +191,13 @@ class DecisionIn(ActionIn):
 
 
 class LabelIn(ActionIn):
-    carrier: Annotated[StrictStr, Field(min_length=1, max_length=100)]
-    label_url: Annotated[StrictStr, Field(min_length=1, max_length=2000, pattern=r"^https?://")]
+    carrier: Annotated[StrictStr, Field(min_length=1, max_length=MAX_SHIPPING_TEXT)]
+    label_url: Annotated[StrictStr, Field(min_length=1, max_length=MAX_URL, pattern=r"^https?://")]
 
 
 class ShipmentIn(ActionIn):
-    carrier: Annotated[StrictStr, Field(min_length=1, max_length=100)]
-    tracking_number: Annotated[StrictStr, Field(min_length=1, max_length=100)]
+    carrier: Annotated[StrictStr, Field(min_length=1, max_length=MAX_SHIPPING_TEXT)]
+    tracking_number: Annotated[StrictStr, Field(min_length=1, max_length=MAX_SHIPPING_TEXT)]
     postage_paid: MoneyIn | None = None
 
 

@@ -60,3 +60,12 @@ class Unauthenticated(DomainError):
     """No valid credentials (401 unauthenticated)."""
 
     kind = "unauthenticated"
+
+
+def unknown_cursor(kind: str, cursor: str) -> InvalidInput:
+    """A list's `starting_after` that is not one of its items (or not one the caller may see)."""
+    return InvalidInput(
+        "invalid_cursor",
+        f"starting_after: no {kind} {cursor!r} in this list to start after",
+        param="starting_after",
+    )

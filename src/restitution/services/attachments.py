@@ -34,6 +34,10 @@ def upload(app: App, principal: Principal, data: bytes, filename: str | None) ->
         raise InvalidInput(
             "unsupported_file_type", "evidence must be a photo or a video", param="file"
         )
+    if filename and "\x00" in filename:  # PostgreSQL cannot store it: refused on every backend
+        raise InvalidInput(
+            "invalid_filename", "the file name must not contain NUL characters", param="file"
+        )
     key, digest = app.storage.put(data)
     now = app.clock.now()
     attachment_id = app.new_id("att")

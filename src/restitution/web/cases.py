@@ -10,6 +10,7 @@ from fastapi import Request
 from fastapi.responses import Response
 from starlette.datastructures import FormData
 
+from restitution.api.schemas import MAX_SHIPPING_TEXT, MAX_URL
 from restitution.domain import cases as domain
 from restitution.domain.cases import Case, allowed_actions
 from restitution.domain.errors import DomainError, InvalidInput, NotFound
@@ -290,16 +291,20 @@ async def command_from_form(
     if action == "confirm_replacement_delivered":
         return domain.ConfirmReplacementDelivered()
     if action == "add_return_label":
-        label_url = text(form, "label_url")
+        label_url = text(form, "label_url", max_length=MAX_URL)
         if _safe_url(label_url) is None:
             raise InvalidInput(
                 "invalid_url", "The label link must start with https://", param="label_url"
             )
-        return domain.AddReturnLabel(text(form, "carrier"), label_url)
+        return domain.AddReturnLabel(_shipping_text(form, "carrier"), label_url)
     if action == "ship_return":
-        return domain.ShipReturn(text(form, "carrier"), text(form, "tracking_number"))
+        return domain.ShipReturn(
+            _shipping_text(form, "carrier"), _shipping_text(form, "tracking_number")
+        )
     if action == "ship_replacement":
-        return domain.ShipReplacement(text(form, "carrier"), text(form, "tracking_number"))
+        return domain.ShipReplacement(
+            _shipping_text(form, "carrier"), _shipping_text(form, "tracking_number")
+        )
     if action == "decide":
         kind = text(form, "kind")
         amount_text = text(form, "amount")
@@ -327,6 +332,10 @@ async def command_from_form(
             return domain.Inspect(verdict == "yes", text(form, "note"), attachment_ids)
         return domain.PostMessage(text(form, "body"), attachment_ids)
     raise NotFound("unknown_action", f"no action {action!r}")
+
+
+def _shipping_text(form: FormData, name: str) -> str:
+    return text(form, name, max_length=MAX_SHIPPING_TEXT)
 
 
 async def perform(

@@ -6,18 +6,22 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import structlog
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.exc import DataError
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from restitution import __version__
 from restitution.adapters.db.engine import unavailable, unavailable_errors
 from restitution.api.errors import RETRY_AFTER_SECONDS, STATUS_BY_KIND
+from restitution.api.schemas import MAX_TEXT
 from restitution.domain.eligibility import REASON_NAMES
-from restitution.domain.errors import DomainError, PolicyViolation
+from restitution.domain.errors import DomainError, InvalidInput, PolicyViolation
 from restitution.domain.policy import Clause
 from restitution.services import attachments, insights
 from restitution.services.auth import Principal, token_holder
@@ -112,9 +116,18 @@ async def checked_form(request: Request) -> FormData:
     return form
 
 
-def text(form: FormData, name: str, default: str = "") -> str:
+def text(form: FormData, name: str, default: str = "", *, max_length: int = MAX_TEXT) -> str:
+    """A form's text field, within the bounds the API puts on the same field."""
     value = form.get(name)
-    return value.strip() if isinstance(value, str) else default
+    if not isinstance(value, str):
+        return default
+    if "\x00" in value:  # PostgreSQL cannot store it: refused on every backend alike (as the API)
+        raise InvalidInput("invalid_field", "The text must not contain NUL characters.", param=name)
+    if len(value) > max_length:
+        raise InvalidInput(
+            "too_long", f"The text may be at most {max_length} characters long.", param=name
+        )
+    return value.strip()
 
 
 def files(form: FormData, name: str = "evidence") -> list[UploadFile]:
@@ -243,6 +256,11 @@ def install(web: FastAPI, app: App, operator_key: str, area: str) -> None:
             return error_page(request, 404, "There is nothing here, or it is not yours to see.")
         return error_page(request, status, exc.message, refusal=refusal(app, exc))
 
+    @web.exception_handler(RequestValidationError)
+    async def invalid_address(request: Request, exc: RequestValidationError) -> Response:
+        # Only a page's path and query are validated (forms are read by the routes).
+        return error_page(request, 400, "The address of this page is not valid.")
+
     @web.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 404:
@@ -266,6 +284,15 @@ def install(web: FastAPI, app: App, operator_key: str, area: str) -> None:
 
     for error_type in unavailable_errors():
         web.add_exception_handler(error_type, database_error)
+
+    async def data_error(request: Request, exc: Exception) -> Response:
+        # The database refused a value from the request (e.g. NUL in an address, on PostgreSQL).
+        log.info("data_error", path=request.url.path, error=str(getattr(exc, "orig", exc)))
+        return error_page(request, 400, "A value in this request cannot be stored.")
+
+    # SQLAlchemy's, and the driver's own (as the API's).
+    for refused in (DataError, psycopg.DataError):
+        web.add_exception_handler(refused, data_error)
 
     @web.middleware("http")
     async def headers(

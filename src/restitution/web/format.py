@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, DecimalException
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -13,6 +13,7 @@ from babel.dates import format_datetime, format_timedelta
 from babel.numbers import format_currency
 from markupsafe import Markup, escape
 
+from restitution.api.schemas import MAX_AMOUNT
 from restitution.domain.errors import InvalidInput
 from restitution.domain.history import format_time
 from restitution.domain.money import Money, currency_exponent
@@ -42,11 +43,17 @@ def parse_amount(text: str, currency: str, param: str = "amount") -> Money:
     cleaned = text.strip().replace(" ", "").replace(",", ".")
     try:
         value = Decimal(cleaned)
-    except InvalidOperation:
+    except DecimalException:  # not a number, or an exponent beyond what Decimal holds
         value = Decimal("NaN")
     if not value.is_finite() or value.as_tuple().exponent < -exponent:  # type: ignore[operator]
         places = f"at most {exponent} decimal places" if exponent else "a whole number"
         raise InvalidInput("invalid_amount", f"Enter an amount in {currency} with {places}.",
+                           param=param)  # fmt: skip
+    # Bounded before it becomes an integer: `1e400000` would take seconds to convert (on the
+    # event loop), and `1e999999` overflows the scaling.
+    largest = Money(MAX_AMOUNT, currency)
+    if value.copy_abs() > Decimal(largest.amount).scaleb(-exponent):
+        raise InvalidInput("amount_too_large", f"Enter an amount of at most {largest}.",
                            param=param)  # fmt: skip
     return Money(int(value.scaleb(exponent)), currency)
 

@@ -45,6 +45,7 @@ from restitution.web.common import (
 from restitution.web.format import parse_amount
 
 PARTIES = ("buyer", "seller")
+MAX_QUANTITY_DIGITS = 9
 Id = Annotated[str, Path(max_length=200)]
 
 
@@ -191,7 +192,9 @@ def create_portal(app: App, operator_key: str) -> FastAPI:
 
 def _claimed_line(form: Any, line_id: str) -> domain.CaseLine:
     raw = text(form, f"quantity_{line_id}") or "0"
-    if not raw.isdigit():
+    # ASCII digits only (str.isdigit() also takes "²", which int() refuses), and few of them
+    # (int() refuses more than 4,300 digits; no order has that many of a line anyway).
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= MAX_QUANTITY_DIGITS):
         raise InvalidInput(
             "invalid_quantity", "The quantity must be a whole number.", param="lines"
         )

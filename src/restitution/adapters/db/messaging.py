@@ -18,6 +18,7 @@ from restitution.adapters.db import tables as t
 from restitution.adapters.db.codec import order_from_row
 from restitution.adapters.db.prepared import Prepared
 from restitution.adapters.db.repository import Repository
+from restitution.domain.errors import unknown_cursor
 from restitution.domain.orders import Order
 
 # Statements run for every outbox row dispatched (prepared.py).
@@ -204,13 +205,14 @@ def list_deliveries(
         cursor = conn.execute(
             select(d.created_at, d.id).where(d.id == starting_after, *conditions)
         ).first()
-        if cursor is not None:
-            conditions.append(
-                or_(
-                    d.created_at < cursor.created_at,
-                    and_(d.created_at == cursor.created_at, d.id < cursor.id),
-                )
+        if cursor is None:
+            raise unknown_cursor("delivery", starting_after)
+        conditions.append(
+            or_(
+                d.created_at < cursor.created_at,
+                and_(d.created_at == cursor.created_at, d.id < cursor.id),
             )
+        )
     rows = conn.execute(
         select(t.webhook_deliveries)
         .where(*conditions)

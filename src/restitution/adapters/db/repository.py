@@ -36,7 +36,7 @@ from restitution.adapters.db.codec import (
 from restitution.adapters.db.engine import Database, KeyedRead, mark_outbox_written
 from restitution.adapters.db.prepared import Prepared, all_together, run_together
 from restitution.domain.cases import Case, Event
-from restitution.domain.errors import Conflict
+from restitution.domain.errors import Conflict, unknown_cursor
 from restitution.domain.history import GENESIS_HASH, ChainedEvent, format_time, jsonable
 from restitution.domain.money import allocate
 from restitution.domain.orders import Order
@@ -461,17 +461,20 @@ class Repository:
                 conditions.append(column == value)
         if starting_after is not None:
             # A cursor the caller may not see is as unknown as one that does not exist:
-            # paging after it would tell that it exists, and when it was opened.
+            # paging after it would tell that it exists, and when it was opened. Filters do
+            # not apply (the last case of a page may have changed status since). An unknown
+            # cursor is refused: ignored, it gave the first page again, and again.
             cursor = self.conn.execute(
                 select(c.created_at, c.id).where(c.id == starting_after, *visible)
             ).first()
-            if cursor is not None:
-                conditions.append(
-                    or_(
-                        c.created_at < cursor.created_at,
-                        and_(c.created_at == cursor.created_at, c.id < cursor.id),
-                    )
+            if cursor is None:
+                raise unknown_cursor("case", starting_after)
+            conditions.append(
+                or_(
+                    c.created_at < cursor.created_at,
+                    and_(c.created_at == cursor.created_at, c.id < cursor.id),
                 )
+            )
         ids = (
             self.conn.execute(
                 select(c.id)

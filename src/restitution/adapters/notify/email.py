@@ -61,6 +61,8 @@ def _environment(locale: str) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    # Text from outside on the subject line (the first): its line breaks would end it there.
+    env.filters["one_line"] = lambda value: " ".join(str(value).split())
     translations = Translations.load(str(LOCALES), [locale, DEFAULT_LOCALE])
     env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
     return env
@@ -76,7 +78,7 @@ def render(template: str, locale: str, context: dict[str, Any]) -> RenderedEmail
         when = datetime.fromisoformat(value.replace("Z", "+00:00"))
         try:
             tz = get_timezone(zone)
-        except LookupError:
+        except (LookupError, ValueError):  # unknown, or no zone's name at all ("America/")
             tz = get_timezone("UTC")
         return format_datetime(when, "medium", tzinfo=tz, locale=locale) + f" ({tz})"
 

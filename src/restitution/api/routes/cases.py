@@ -21,8 +21,10 @@ from restitution.api.schemas import (
     OfferIn,
     ReasonIn,
     ShipmentIn,
+    Status,
 )
 from restitution.domain import cases as domain
+from restitution.domain.errors import unknown_cursor
 from restitution.domain.money import Money
 from restitution.services import cases as service
 from restitution.services.auth import Principal
@@ -32,7 +34,7 @@ from restitution.services.ports import CaseFilter
 router = api_router(prefix="/v1/cases", tags=["cases"])
 
 Limit = Annotated[int, Query(ge=1, le=100)]
-StatusFilter = Annotated[str | None, Query(max_length=40)]
+StatusFilter = Annotated[Status | None, Query()]
 IdFilter = Annotated[str | None, Query(max_length=200)]
 
 
@@ -103,7 +105,9 @@ async def case_events(
     events = await use_case(app, service.case_events, app, principal, case_id)
     if starting_after is not None:
         ids = [stored.chained.id for stored in events]
-        events = events[ids.index(starting_after) + 1 :] if starting_after in ids else []
+        if starting_after not in ids:
+            raise unknown_cursor("event", starting_after)
+        events = events[ids.index(starting_after) + 1 :]
     return json_response(
         page([event_json(e, app.policy) for e in events[:limit]], len(events) > limit)
     )

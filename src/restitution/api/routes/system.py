@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from fastapi import Request
 
 from restitution.api.deps import AppDep, OperatorDep
 from restitution.api.routing import api_router
-from restitution.api.schemas import TestClockIn
+from restitution.api.schemas import LATEST, TestClockIn
 from restitution.domain.errors import InvalidInput, NotFound
 from restitution.domain.history import format_time
 from restitution.services.clock import TestClock
@@ -50,7 +51,15 @@ def move_clock(
         if body.now is not None:
             now = clock.set(body.now)
         else:
-            now = clock.advance(body.advance_seconds or 0)
+            seconds = body.advance_seconds or 0
+            if clock.now() + timedelta(seconds=seconds) >= LATEST:
+                # Where times in requests stop: date arithmetic beyond it would overflow.
+                raise InvalidInput(
+                    "clock_out_of_range",
+                    f"the test clock stops before {LATEST.year}",
+                    param="advance_seconds",
+                )
+            now = clock.advance(seconds)
     except ValueError as exc:
         raise InvalidInput("clock_backwards", str(exc), param="now") from exc
     # The clock's work as the worker would do it, before answering: deadlines, reminders,
