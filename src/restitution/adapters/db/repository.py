@@ -255,14 +255,14 @@ _PLAN_BY_KEYS = Prepared(
     )
 )
 # What recording an action writes, in the order it writes it (keys before the rows that
-# refer to them; a case's deadlines cleared before its new one is inserted): the order in
-# which `batched_writes` sends each statement's rows.
+# refer to them; a case's deadlines cleared before the case is written, and before its new
+# one is inserted): the order in which `batched_writes` sends each statement's rows.
 _BATCH_ORDER = (
+    _CLEAR_DEADLINES,
     _UPDATE_CASE,
     _INSERT_OFFER,
     _SET_OFFER_STATUS,
     _SET_LINE_GRANT,
-    _CLEAR_DEADLINES,
     _INSERT_DEADLINE,
     _INSERT_EVENT,
     _INSERT_REFUND,
@@ -333,7 +333,8 @@ class Repository:
     @contextmanager
     def batched_writes(self) -> Iterator[None]:
         """Collect what the actions recorded inside write, and send it when they are done
-        (inside another batch: part of that one). The cases' updates first, at once: the
+        (inside another batch: part of that one). The cases' updates first, at once (after
+        their old deadlines are cleared: the order of locks the sweeper takes them in): the
         optimistic check holds for the batch as a whole, and when any case changed since it
         was read, Conflict, and the caller's transaction is rolled back. Then the rest, in
         the order one action writes it (`_BATCH_ORDER`), together (`run_together`: one
@@ -350,7 +351,12 @@ class Repository:
         updates = batch.pop(_UPDATE_CASE)
         if len({row["_case_id"] for row in updates}) != len(updates):
             raise ValueError("a batch of writes changes each case at most once")
-        if updates and run_together(self.conn, [(_UPDATE_CASE, updates)]) != [len(updates)]:
+        # The cases' old deadlines are cleared before the cases are written: a sweeper holds
+        # the deadline rows it took while it writes their cases, so a writer holding a case
+        # while it waited for the case's deadline row would deadlock with it.
+        clears = batch.pop(_CLEAR_DEADLINES)
+        written = run_together(self.conn, [(_CLEAR_DEADLINES, clears), (_UPDATE_CASE, updates)])
+        if updates and written[1] != len(updates):
             raise Conflict(
                 "concurrent_update", "the case changed meanwhile; reload it and try again"
             )
