@@ -126,6 +126,38 @@ def test_double_accept_refunds_once(api: Api) -> None:
         assert refunded_total(api, case_id) <= LINE_PAID + ORDER_SHIPPING
 
 
+def test_accept_and_escalate_at_once_one_wins(api: Api) -> None:
+    """The seller gives in as the buyer escalates: either the agreement and its one refund,
+    or the case under review with none."""
+    seller = api.as_("seller", "s_1")
+    buyer = api.as_("buyer", "b_1")
+    winners = {"accept": 0, "escalate": 0}
+    for round_no in range(ROUNDS):
+        case_id = open_case_on(api, f"o_{round_no}")
+        assert seller("POST", f"/v1/cases/{case_id}/reject", json={}).status_code == 200
+        countered = buyer(
+            "POST",
+            f"/v1/cases/{case_id}/offers",
+            json={"kind": "refund", "amount": {"amount": 2000, "currency": "USD"}},
+        )
+        assert countered.status_code == 200, countered.text
+        responses = race(
+            lambda case_id=case_id: seller("POST", f"/v1/cases/{case_id}/accept"),
+            lambda case_id=case_id: buyer("POST", f"/v1/cases/{case_id}/escalate", json={}),
+        )
+        winner = ("accept", "escalate")[assert_one_winner(responses)]
+        winners[winner] += 1
+        case = api.client.get(f"/v1/cases/{case_id}", headers=api.auth()).json()
+        listed = api.client.get("/v1/refunds", params={"case_id": case_id}, headers=api.auth())
+        if winner == "escalate":
+            assert case["status"] == "under_review"
+            assert listed.json()["data"] == []
+        else:
+            assert (case["status"], case["outcome"]) == ("resolved", "partially_refunded")
+            assert [r["amount"]["amount"] for r in listed.json()["data"]] == [2000]
+    assert sum(winners.values()) == ROUNDS
+
+
 def test_two_cases_on_one_line_at_once_only_one_opens(api: Api) -> None:
     for round_no in range(10):
         order_id = f"o_{round_no}"
