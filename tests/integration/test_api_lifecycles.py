@@ -365,6 +365,28 @@ def test_refundable_on_a_later_case_is_what_earlier_refunds_left(api: Api) -> No
     assert second["refundable"] == usd(FULL_L1 - 1000)
 
 
+def test_a_partial_refund_on_two_lines_leaves_each_line_its_share(api: Api) -> None:
+    """2000 refunded on l1 (2749 paid) and l2 (2750 paid) is split by what each could
+    refund, 1000 each: a later case on l2 may refund at most the 1750 its part left."""
+    api.put_order()
+    both = ok(
+        api.open_case(
+            lines=[{"line_id": "l1"}, {"line_id": "l2"}],
+            reason="not_as_described",
+            request=refund_request(2000),
+        ),
+        201,
+    )
+    assert both["refundable"] == usd(FULL_L1 + 2750)
+    seller(api, both["id"], "accept")
+
+    later = ok(api.open_case(lines=[{"line_id": "l2"}], request=refund_request(1750)), 201)
+
+    assert later["refundable"] == usd(1750)
+    too_much = api.open_case(lines=[{"line_id": "l1"}], request=refund_request(FULL_L1 - 999))
+    assert_error(too_much, 422, "policy_violation", "amount_exceeds_refundable")
+
+
 def test_a_fully_refunded_line_cannot_be_claimed_again(api: Api) -> None:
     first = open_case(api)
     seller(api, first["id"], "accept")
