@@ -16,6 +16,7 @@ from sqlalchemy import (
     any_,
     bindparam,
     exists,
+    func,
     insert,
     or_,
     select,
@@ -301,6 +302,25 @@ def _order_claims(rows: Sequence[Any]) -> OrderClaims | None:
     return claims
 
 
+def _case_conditions(flt: CaseFilter, visible_to: tuple[str, str] | None) -> list[Any]:
+    """The cases `flt` asks for; `visible_to` = (column, party id): of one party only."""
+    c = t.cases.c
+    conditions: list[Any] = []
+    for column, value in (
+        (c.status, flt.status),
+        (c.order_id, flt.order_id),
+        (c.buyer_id, flt.buyer_id),
+        (c.seller_id, flt.seller_id),
+    ):
+        if value is not None:
+            conditions.append(column == value)
+    if flt.escalated_only:
+        conditions.append(c.escalated_at.is_not(None))
+    if visible_to is not None:
+        conditions.append(getattr(c, visible_to[0]) == visible_to[1])
+    return conditions
+
+
 @dataclass(frozen=True)
 class _Tail:
     """A case's last event as this repository knows it, valid while the case's stored
@@ -443,19 +463,7 @@ class Repository:
     ) -> tuple[list[Case], bool]:
         """Newest first; `visible_to` = (column, party id) narrows to one party's cases."""
         c = t.cases.c
-        conditions: list[Any] = []
-        for column, value in (
-            (c.status, flt.status),
-            (c.order_id, flt.order_id),
-            (c.buyer_id, flt.buyer_id),
-            (c.seller_id, flt.seller_id),
-        ):
-            if value is not None:
-                conditions.append(column == value)
-        if flt.escalated_only:
-            conditions.append(c.escalated_at.is_not(None))
-        if visible_to is not None:
-            conditions.append(getattr(c, visible_to[0]) == visible_to[1])
+        conditions = _case_conditions(flt, visible_to)
         if starting_after is not None:
             cursor = self.conn.execute(
                 select(c.created_at, c.id).where(c.id == starting_after)
@@ -478,6 +486,31 @@ class Repository:
             .all()
         )
         return self.get_cases(ids[:limit]), len(ids) > limit
+
+    def cases_by_deadline(
+        self, flt: CaseFilter, *, limit: int, visible_to: tuple[str, str] | None = None
+    ) -> list[Case]:
+        """The first `limit` cases in a queue's order: the soonest deadline first, then the
+        cases waiting on nobody, the latest changed first. Ordered here, over all the cases
+        the filter finds: the newest `limit` of them, ordered, would leave out the cases
+        waiting longest. `visible_to` as for `list_cases`."""
+        c, d = t.cases.c, t.deadlines.c
+        due = (
+            select(func.min(d.due_at))
+            .where(d.case_id == c.id, d.fired_at.is_(None), d.cleared_at.is_(None))
+            .scalar_subquery()
+        )
+        ids = (
+            self.conn.execute(
+                select(c.id)
+                .where(*_case_conditions(flt, visible_to))
+                .order_by(due.is_(None), due, c.updated_at.desc(), c.id.desc())
+                .limit(limit)
+            )
+            .scalars()
+            .all()
+        )
+        return self.get_cases(ids)
 
     def get_cases(self, case_ids: Sequence[str], *, for_write: bool = False) -> list[Case]:
         """Several cases in `case_ids` order, in three queries whatever their number (one
