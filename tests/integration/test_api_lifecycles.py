@@ -344,6 +344,17 @@ def test_second_case_on_a_line_with_an_open_case_is_a_conflict(api: Api) -> None
     assert_error(response, 409, "conflict", "case_already_open")
 
 
+def test_eligibility_answers_a_line_with_an_open_case_as_not_open_to_another(api: Api) -> None:
+    open_case(api)
+
+    answer = ok(api.client.get("/v1/orders/o_1/eligibility", headers=api.auth()))
+
+    by_line = {line["line_id"]: line["reasons"] for line in answer["lines"]}
+    assert {(r["eligible"], r["code"]) for r in by_line["l1"]} == {(False, "case_already_open")}
+    assert all(r["max_refund"] == usd(0) and r["window_closes_at"] for r in by_line["l1"])
+    assert any(r["eligible"] for r in by_line["l2"])
+
+
 def test_new_case_is_allowed_once_the_earlier_one_is_withdrawn(api: Api) -> None:
     first = open_case(api)
     buyer(api, first["id"], "withdraw")
