@@ -344,6 +344,17 @@ def test_second_case_on_a_line_with_an_open_case_is_a_conflict(api: Api) -> None
     assert_error(response, 409, "conflict", "case_already_open")
 
 
+def test_eligibility_answers_a_line_with_an_open_case_as_not_open_to_another(api: Api) -> None:
+    open_case(api)
+
+    answer = ok(api.client.get("/v1/orders/o_1/eligibility", headers=api.auth()))
+
+    by_line = {line["line_id"]: line["reasons"] for line in answer["lines"]}
+    assert {(r["eligible"], r["code"]) for r in by_line["l1"]} == {(False, "case_already_open")}
+    assert all(r["max_refund"] == usd(0) and r["window_closes_at"] for r in by_line["l1"])
+    assert any(r["eligible"] for r in by_line["l2"])
+
+
 def test_new_case_is_allowed_once_the_earlier_one_is_withdrawn(api: Api) -> None:
     first = open_case(api)
     buyer(api, first["id"], "withdraw")
@@ -363,6 +374,28 @@ def test_refundable_on_a_later_case_is_what_earlier_refunds_left(api: Api) -> No
     assert_error(too_much, 422, "policy_violation", "amount_exceeds_refundable")
     second = ok(api.open_case(request=refund_request(FULL_L1 - 1000)), 201)
     assert second["refundable"] == usd(FULL_L1 - 1000)
+
+
+def test_a_partial_refund_on_two_lines_leaves_each_line_its_share(api: Api) -> None:
+    """2000 refunded on l1 (2749 paid) and l2 (2750 paid) is split by what each could
+    refund, 1000 each: a later case on l2 may refund at most the 1750 its part left."""
+    api.put_order()
+    both = ok(
+        api.open_case(
+            lines=[{"line_id": "l1"}, {"line_id": "l2"}],
+            reason="not_as_described",
+            request=refund_request(2000),
+        ),
+        201,
+    )
+    assert both["refundable"] == usd(FULL_L1 + 2750)
+    seller(api, both["id"], "accept")
+
+    later = ok(api.open_case(lines=[{"line_id": "l2"}], request=refund_request(1750)), 201)
+
+    assert later["refundable"] == usd(1750)
+    too_much = api.open_case(lines=[{"line_id": "l1"}], request=refund_request(FULL_L1 - 999))
+    assert_error(too_much, 422, "policy_violation", "amount_exceeds_refundable")
 
 
 def test_a_fully_refunded_line_cannot_be_claimed_again(api: Api) -> None:

@@ -7,11 +7,18 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
+from restitution.domain.cases import Case, apply
+from restitution.services import audit, deadlines
+from restitution.services.clock import TestClock
+from restitution.services.deadlines import fire_due
+from tests.integration.case_steps import get_case, refunds
 from tests.integration.conftest import Api
 
 pytestmark = [
@@ -119,6 +126,38 @@ def test_double_accept_refunds_once(api: Api) -> None:
         assert refunded_total(api, case_id) <= LINE_PAID + ORDER_SHIPPING
 
 
+def test_accept_and_escalate_at_once_one_wins(api: Api) -> None:
+    """The seller gives in as the buyer escalates: either the agreement and its one refund,
+    or the case under review with none."""
+    seller = api.as_("seller", "s_1")
+    buyer = api.as_("buyer", "b_1")
+    winners = {"accept": 0, "escalate": 0}
+    for round_no in range(ROUNDS):
+        case_id = open_case_on(api, f"o_{round_no}")
+        assert seller("POST", f"/v1/cases/{case_id}/reject", json={}).status_code == 200
+        countered = buyer(
+            "POST",
+            f"/v1/cases/{case_id}/offers",
+            json={"kind": "refund", "amount": {"amount": 2000, "currency": "USD"}},
+        )
+        assert countered.status_code == 200, countered.text
+        responses = race(
+            lambda case_id=case_id: seller("POST", f"/v1/cases/{case_id}/accept"),
+            lambda case_id=case_id: buyer("POST", f"/v1/cases/{case_id}/escalate", json={}),
+        )
+        winner = ("accept", "escalate")[assert_one_winner(responses)]
+        winners[winner] += 1
+        case = api.client.get(f"/v1/cases/{case_id}", headers=api.auth()).json()
+        listed = api.client.get("/v1/refunds", params={"case_id": case_id}, headers=api.auth())
+        if winner == "escalate":
+            assert case["status"] == "under_review"
+            assert listed.json()["data"] == []
+        else:
+            assert (case["status"], case["outcome"]) == ("resolved", "partially_refunded")
+            assert [r["amount"]["amount"] for r in listed.json()["data"]] == [2000]
+    assert sum(winners.values()) == ROUNDS
+
+
 def test_two_cases_on_one_line_at_once_only_one_opens(api: Api) -> None:
     for round_no in range(10):
         order_id = f"o_{round_no}"
@@ -142,3 +181,64 @@ def test_two_cases_on_one_line_at_once_only_one_opens(api: Api) -> None:
             "/v1/cases", params={"order_id": order_id}, headers=api.auth()
         ).json()
         assert len(listed["data"]) == 1
+
+
+def wait_for_a_lock_wait(api: Api) -> None:
+    """Return once a transaction on this database waits for a row another one holds."""
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    give_up_at = time.monotonic() + 30
+    with api.app.db.engine.connect() as conn:
+        while True:
+            found = conn.execute(waiting).scalar()
+            conn.rollback()  # pg_stat_activity stays as first read until the transaction ends
+            if found:
+                return
+            assert time.monotonic() < give_up_at, "nothing ever waited for a lock"
+
+
+def test_a_party_answering_as_the_deadline_fires_loses_with_a_conflict(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sweeper holds the D1 row it took; the seller's answer, changing the case's
+    deadline, waits for that row before it touches the case: no deadlock (whose victim,
+    the seller, was answered 503), one outcome, and the seller told it came too late."""
+    case_id = open_case_on(api, "o_1")
+    clock = api.app.clock
+    assert isinstance(clock, TestClock)
+    clock.advance(5 * 24 * 3600)  # the seller's D1 falls due
+    seller = api.as_("seller", "s_1")
+    taken, fire = threading.Event(), threading.Event()
+
+    def fire_once_the_seller_waits(case: Case, *args: Any) -> Any:
+        taken.set()  # the sweeper has taken the deadline row
+        fire.wait(timeout=30)
+        return apply(case, *args)
+
+    monkeypatch.setattr(deadlines, "apply", fire_once_the_seller_waits)
+    fired: list[Any] = []
+    sweeper = threading.Thread(target=lambda: fired.append(fire_due(api.app)))
+    sweeper.start()
+    assert taken.wait(timeout=30)
+    answered: list[Any] = []
+    answer = threading.Thread(
+        target=lambda: answered.append(
+            seller("POST", f"/v1/cases/{case_id}/reject", json={"reason": "Not our fault."})
+        )
+    )
+    answer.start()
+    wait_for_a_lock_wait(api)
+    fire.set()
+    sweeper.join(timeout=30)
+    answer.join(timeout=30)
+
+    [response] = answered
+    assert response.status_code == 409, response.text
+    assert response.json()["error"]["code"] == "concurrent_update"
+    assert fired == [1]
+    case = get_case(api, case_id)
+    assert (case["status"], case["outcome"]) == ("resolved", "refunded")
+    assert [refund["status"] for refund in refunds(api, case_id)] == ["succeeded"]
+    assert audit.verify(api.app, case_id).broken == []

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from restitution.adapters.db import tables as t
 from restitution.cli import app as cli
+from restitution.web import cases as case_views
 from restitution.web import sessions
 from tests.integration.case_steps import agree_on_return
 from tests.integration.conftest import PNG, Api
@@ -455,6 +456,29 @@ def test_the_mediator_decides_from_the_console(api: Api) -> None:
     assert case["status"] == "resolved" and case["outcome"] == "refunded"
     buyer_page = signed_in(api, "buyer", "b_1").get(f"/portal/cases/{case_id}").text
     assert "succeeded" in buyer_page and "Expected to arrive by" in buyer_page
+
+
+def test_the_review_queue_begins_with_the_case_due_soonest_however_long_it_is(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """D7 orders the queue: the case escalated first is due first, and it leads the queue
+    even when more cases wait than the queue shows (not the newest cases, sorted)."""
+    monkeypatch.setattr(case_views, "QUEUE_LIMIT", 2)
+    escalated = []
+    for number in range(3):
+        api.put_order(f"o_{number}")
+        case_id = api.open_case(f"o_{number}").json()["id"]
+        seller = api.as_("seller", "s_1")
+        assert seller("POST", f"/v1/cases/{case_id}/reject", json={}).status_code == 200
+        buyer = api.as_("buyer", "b_1")
+        assert buyer("POST", f"/v1/cases/{case_id}/escalate", json={}).status_code == 200
+        escalated.append(case_id)
+        api.advance(hours=1)
+
+    queue = signed_in(api, "mediator", "m_1").get("/console/").text
+
+    shown = list(dict.fromkeys(re.findall(r"/console/cases/(case_\w+)", queue)))
+    assert shown == escalated[:2]
 
 
 def test_a_mediator_signs_in_with_login_and_password(api: Api) -> None:

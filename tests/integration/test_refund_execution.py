@@ -147,8 +147,12 @@ def test_an_attempt_the_database_fails_after_the_grant_is_made_by_the_worker(
     assert gateway.calls == [f"{refund['id']}:1"]
 
 
-def _return_with_postage(api: Api, postage: int) -> dict[str, object]:
+def _return_with_postage(
+    api: Api, postage: int, *, prepaid_label: bool = False
+) -> dict[str, object]:
     case = agree_on_return(api)  # damaged: the seller pays return shipping (S1)
+    if prepaid_label:
+        seller(api, case["id"], "return/label", carrier="DHL", label_url="https://labels.example/1")
     buyer(
         api,
         case["id"],
@@ -175,6 +179,15 @@ def test_return_postage_is_capped_by_the_policy(api: Api) -> None:
     cap = api.app.policy.max_return_postage_reimbursement
     assert refund["postage_amount"]["amount"] == cap
     assert refund["amount"]["amount"] == FULL_L1 + cap
+
+
+def test_no_postage_is_reimbursed_when_the_seller_gave_a_prepaid_label(api: Api) -> None:
+    """The seller paid for the return's postage with its label: the buyer's declared
+    postage is not paid a second time."""
+    case = _return_with_postage(api, 900, prepaid_label=True)
+    [refund] = refunds(api, case["id"])  # type: ignore[arg-type]
+    assert refund["postage_amount"]["amount"] == 0
+    assert refund["amount"]["amount"] == FULL_L1
 
 
 def test_a_case_changed_before_the_gateway_answers_is_settled_as_stored(api: Api) -> None:

@@ -39,6 +39,7 @@ REFUSAL_CODES: tuple[str, ...] = (
     "not_returnable_custom_made",
     "change_of_mind_not_accepted",
     "nothing_left_to_refund",
+    "case_already_open",
 )
 
 REASON_NAMES: dict[str, str] = {
@@ -95,6 +96,20 @@ def return_shipping_paid_by(policy: Policy, order: Order, reason: str) -> str:
     if order.seller_terms.free_return_shipping or reason in policy.seller_pays_return_reasons:
         return "seller"
     return "buyer"
+
+
+def with_case_open(verdict: Verdict) -> Verdict:
+    """The verdict on a line that has a case not resolved yet: whatever the policy allows,
+    no other case may be opened on it until that one is (one open case per line)."""
+    return verdict._replace(
+        eligible=False,
+        code="case_already_open",
+        message="This item already has a case that is not resolved; follow that case, or "
+        "open another once it is resolved.",
+        remedies=(),
+        max_refund=_zero(verdict.max_refund.currency),
+        advice=(),
+    )
 
 
 def require_evidence(policy: Policy, reason: str, attachment_count: int) -> None:

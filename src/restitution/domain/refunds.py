@@ -9,7 +9,8 @@ from restitution.domain.policy import Policy
 
 def return_postage_reimbursement(case: Case, policy: Policy) -> Money:
     """The postage the buyer declared for the return, when the seller pays return shipping
-    (the agreed offer or the mediator's decision says so), capped by the policy.
+    (the agreed offer or the mediator's decision says so) and has not already paid it with
+    a prepaid label, capped by the policy.
 
     It is paid on top of the item refund and is not counted against the per-line cap
     ("refunds on a line never exceed what was paid"), which covers the items only.
@@ -20,5 +21,7 @@ def return_postage_reimbursement(case: Case, policy: Policy) -> Money:
         return zero
     if shipment is None or shipment.postage_paid is None or shipment.shipped_at is None:
         return zero
+    if shipment.label_url is not None:
+        return zero  # the seller's prepaid label paid the postage
     cap = policy.max_return_postage_reimbursement
     return Money(min(shipment.postage_paid.amount, cap), case.currency)

@@ -211,17 +211,31 @@ class Page:
 def list_cases(
     app: App, principal: Principal, flt: CaseFilter, *, limit: int, starting_after: str | None
 ) -> Page:
+    flt, visible_to = _visible(principal, flt)
+    with app.db.transaction(write=False) as conn:
+        found, has_more = Repository(conn).list_cases(
+            flt, limit=limit, starting_after=starting_after, visible_to=visible_to
+        )
+    return Page(found, has_more)
+
+
+def cases_by_deadline(app: App, principal: Principal, flt: CaseFilter, *, limit: int) -> list[Case]:
+    """The first `limit` cases the principal sees, the soonest deadline first (a queue)."""
+    flt, visible_to = _visible(principal, flt)
+    with app.db.transaction(write=False) as conn:
+        return Repository(conn).cases_by_deadline(flt, limit=limit, visible_to=visible_to)
+
+
+def _visible(principal: Principal, flt: CaseFilter) -> tuple[CaseFilter, tuple[str, str] | None]:
+    """`flt` narrowed to what the principal sees: a party its own cases (the column and
+    its id), a mediator the escalated ones."""
     visible_to: tuple[str, str] | None = None
     if principal.role in ("buyer", "seller"):
         assert principal.party_id is not None
         visible_to = (f"{principal.role}_id", principal.party_id)
     if principal.role == "mediator":
         flt = CaseFilter(**{**flt.__dict__, "escalated_only": True})
-    with app.db.transaction(write=False) as conn:
-        found, has_more = Repository(conn).list_cases(
-            flt, limit=limit, starting_after=starting_after, visible_to=visible_to
-        )
-    return Page(found, has_more)
+    return flt, visible_to
 
 
 def case_events(app: App, principal: Principal, case_id: str) -> list[StoredEvent]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from restitution.adapters.db.bulk import OrderBatch, write_orders
 from restitution.adapters.db.repository import OrderClaims, Repository, read_order_with_claims
-from restitution.domain.eligibility import Verdict, evaluate_line
+from restitution.domain.eligibility import Verdict, evaluate_line, with_case_open
 from restitution.domain.errors import Forbidden
 from restitution.domain.orders import Order
 from restitution.services.auth import Principal, can_see_order, not_found
@@ -83,15 +83,15 @@ async def eligibility_async(
 
 def _verdicts(app: App, claims: OrderClaims) -> list[tuple[str, list[Verdict]]]:
     now, order, granted = app.clock.now(), claims.order, claims.granted
-    return [
-        (
-            line.line_id,
-            evaluate_line(
-                app.policy, order, line.line_id, now, already_refunded=granted.get(line.line_id, 0)
-            ),
+    answer = []
+    for line in order.lines:
+        verdicts = evaluate_line(
+            app.policy, order, line.line_id, now, already_refunded=granted.get(line.line_id, 0)
         )
-        for line in order.lines
-    ]
+        if line.line_id in claims.open_lines:  # opening another would be refused
+            verdicts = [with_case_open(verdict) for verdict in verdicts]
+        answer.append((line.line_id, verdicts))
+    return answer
 
 
 def visible_claims(repo: Repository, principal: Principal, order_id: str) -> OrderClaims:

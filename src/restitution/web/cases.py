@@ -19,7 +19,7 @@ from restitution.services import cases as service
 from restitution.services import insights, orders, refunds
 from restitution.services.auth import Principal
 from restitution.services.context import App
-from restitution.services.ports import StoredEvent
+from restitution.services.ports import CaseFilter, StoredEvent
 from restitution.web.common import (
     checked_form,
     clauses,
@@ -230,26 +230,13 @@ def needs_action(case: Case, app: App, principal: Principal) -> bool:
     return any(action not in NEEDS_NO_ACTION for action in actions)
 
 
-def list_all(app: App, principal: Principal, flt: Any, limit: int = 500) -> list[Case]:
-    found: list[Case] = []
-    after: str | None = None
-    while len(found) < limit:
-        page = service.list_cases(app, principal, flt, limit=100, starting_after=after)
-        found.extend(page.data)
-        if not page.has_more or not page.data:
-            break
-        after = page.data[-1].id
-    return found
+QUEUE_LIMIT = 500  # the most cases a page of the portal or the console lists
 
 
-def by_deadline(cases: list[Case]) -> list[Case]:
-    """Soonest deadline first; cases without one (resolved, waiting on nobody) last."""
-    due = sorted(
-        (c for c in cases if c.deadline is not None),
-        key=lambda c: c.deadline.due_at if c.deadline else c.updated_at,
-    )
-    rest = sorted((c for c in cases if c.deadline is None), key=lambda c: c.updated_at)
-    return due + rest[::-1]
+def queue(app: App, principal: Principal, flt: CaseFilter) -> list[Case]:
+    """The cases the principal sees, the soonest deadline first; those waiting on nobody
+    (resolved) last, the latest changed first."""
+    return service.cases_by_deadline(app, principal, flt, limit=QUEUE_LIMIT)
 
 
 def terms_from_form(form: FormData, case: Case) -> domain.OfferTerms:

@@ -105,7 +105,7 @@ def create_console(app: App, operator_key: str) -> FastAPI:
             status=status if status in OPEN_STATUSES or status == "resolved" else None,
             seller_id=seller or None,
         )
-        found = case_views.list_all(application, principal, flt)
+        found = case_views.queue(application, principal, flt)
         if reason:
             found = [case for case in found if case.reason == reason]
         now = application.clock.now()
@@ -116,7 +116,7 @@ def create_console(app: App, operator_key: str) -> FastAPI:
             "queue.html",
             {
                 "title": "Review queue",
-                "cases": case_views.by_deadline(found),
+                "cases": found,
                 "filters": {
                     "status": status,
                     "reason": reason,

@@ -155,7 +155,7 @@ def create_portal(app: App, operator_key: str) -> FastAPI:
     def my_cases(request: Request, needs: Annotated[str, Query(max_length=10)] = "") -> Response:
         principal = signed_in(request, *PARTIES)
         app = get_app(request)
-        found = case_views.by_deadline(case_views.list_all(app, principal, CaseFilter()))
+        found = case_views.queue(app, principal, CaseFilter())
         waiting = [c for c in found if case_views.needs_action(c, app, principal)]
         shown = waiting if needs == "me" else found
         return render(

@@ -16,6 +16,7 @@ from sqlalchemy import (
     any_,
     bindparam,
     exists,
+    func,
     insert,
     or_,
     select,
@@ -259,14 +260,14 @@ _PLAN_BY_KEYS = Prepared(
     )
 )
 # What recording an action writes, in the order it writes it (keys before the rows that
-# refer to them; a case's deadlines cleared before its new one is inserted): the order in
-# which `batched_writes` sends each statement's rows.
+# refer to them; a case's deadlines cleared before the case is written, and before its new
+# one is inserted): the order in which `batched_writes` sends each statement's rows.
 _BATCH_ORDER = (
+    _CLEAR_DEADLINES,
     _UPDATE_CASE,
     _INSERT_OFFER,
     _SET_OFFER_STATUS,
     _SET_LINE_GRANT,
-    _CLEAR_DEADLINES,
     _INSERT_DEADLINE,
     _INSERT_EVENT,
     _INSERT_REFUND,
@@ -309,6 +310,33 @@ def _order_claims(rows: Sequence[Any]) -> OrderClaims | None:
     return claims
 
 
+def _case_visibility(flt: CaseFilter, visible_to: tuple[str, str] | None) -> list[Any]:
+    """Which cases the caller may see: `visible_to` = (column, party id) of one party's
+    only; a mediator's (`flt.escalated_only`), the escalated ones."""
+    c = t.cases.c
+    conditions: list[Any] = []
+    if flt.escalated_only:
+        conditions.append(c.escalated_at.is_not(None))
+    if visible_to is not None:
+        conditions.append(getattr(c, visible_to[0]) == visible_to[1])
+    return conditions
+
+
+def _case_conditions(flt: CaseFilter, visible_to: tuple[str, str] | None) -> list[Any]:
+    """The cases `flt` asks for, among those the caller may see (`_case_visibility`)."""
+    c = t.cases.c
+    conditions = _case_visibility(flt, visible_to)
+    for column, value in (
+        (c.status, flt.status),
+        (c.order_id, flt.order_id),
+        (c.buyer_id, flt.buyer_id),
+        (c.seller_id, flt.seller_id),
+    ):
+        if value is not None:
+            conditions.append(column == value)
+    return conditions
+
+
 @dataclass(frozen=True)
 class _Tail:
     """A case's last event as this repository knows it, valid while the case's stored
@@ -341,7 +369,8 @@ class Repository:
     @contextmanager
     def batched_writes(self) -> Iterator[None]:
         """Collect what the actions recorded inside write, and send it when they are done
-        (inside another batch: part of that one). The cases' updates first, at once: the
+        (inside another batch: part of that one). The cases' updates first, at once (after
+        their old deadlines are cleared: the order of locks the sweeper takes them in): the
         optimistic check holds for the batch as a whole, and when any case changed since it
         was read, Conflict, and the caller's transaction is rolled back. Then the rest, in
         the order one action writes it (`_BATCH_ORDER`), together (`run_together`: one
@@ -358,7 +387,12 @@ class Repository:
         updates = batch.pop(_UPDATE_CASE)
         if len({row["_case_id"] for row in updates}) != len(updates):
             raise ValueError("a batch of writes changes each case at most once")
-        if updates and run_together(self.conn, [(_UPDATE_CASE, updates)]) != [len(updates)]:
+        # The cases' old deadlines are cleared before the cases are written: a sweeper holds
+        # the deadline rows it took while it writes their cases, so a writer holding a case
+        # while it waited for the case's deadline row would deadlock with it.
+        clears = batch.pop(_CLEAR_DEADLINES)
+        written = run_together(self.conn, [(_CLEAR_DEADLINES, clears), (_UPDATE_CASE, updates)])
+        if updates and written[1] != len(updates):
             raise Conflict(
                 "concurrent_update", "the case changed meanwhile; reload it and try again"
             )
@@ -445,20 +479,8 @@ class Repository:
     ) -> tuple[list[Case], bool]:
         """Newest first; `visible_to` = (column, party id) narrows to one party's cases."""
         c = t.cases.c
-        visible: list[Any] = []
-        if flt.escalated_only:
-            visible.append(c.escalated_at.is_not(None))
-        if visible_to is not None:
-            visible.append(getattr(c, visible_to[0]) == visible_to[1])
-        conditions = list(visible)
-        for column, value in (
-            (c.status, flt.status),
-            (c.order_id, flt.order_id),
-            (c.buyer_id, flt.buyer_id),
-            (c.seller_id, flt.seller_id),
-        ):
-            if value is not None:
-                conditions.append(column == value)
+        visible = _case_visibility(flt, visible_to)
+        conditions = _case_conditions(flt, visible_to)
         if starting_after is not None:
             # A cursor the caller may not see is as unknown as one that does not exist:
             # paging after it would tell that it exists, and when it was opened. Filters do
@@ -486,6 +508,31 @@ class Repository:
             .all()
         )
         return self.get_cases(ids[:limit]), len(ids) > limit
+
+    def cases_by_deadline(
+        self, flt: CaseFilter, *, limit: int, visible_to: tuple[str, str] | None = None
+    ) -> list[Case]:
+        """The first `limit` cases in a queue's order: the soonest deadline first, then the
+        cases waiting on nobody, the latest changed first. Ordered here, over all the cases
+        the filter finds: the newest `limit` of them, ordered, would leave out the cases
+        waiting longest. `visible_to` as for `list_cases`."""
+        c, d = t.cases.c, t.deadlines.c
+        due = (
+            select(func.min(d.due_at))
+            .where(d.case_id == c.id, d.fired_at.is_(None), d.cleared_at.is_(None))
+            .scalar_subquery()
+        )
+        ids = (
+            self.conn.execute(
+                select(c.id)
+                .where(*_case_conditions(flt, visible_to))
+                .order_by(due.is_(None), due, c.updated_at.desc(), c.id.desc())
+                .limit(limit)
+            )
+            .scalars()
+            .all()
+        )
+        return self.get_cases(ids)
 
     def get_cases(self, case_ids: Sequence[str], *, for_write: bool = False) -> list[Case]:
         """Several cases in `case_ids` order, in three queries whatever their number (one
