@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from restitution.api.app import create_api
 from restitution.bootstrap import build_app
 from restitution.services.clock import TestClock
+from tests.conftest import START
 from tests.integration.case_steps import (
     FULL_L1,
     agree_on_replacement,
@@ -32,7 +33,7 @@ from tests.integration.case_steps import (
     ship_return,
     usd,
 )
-from tests.integration.conftest import OPERATOR_KEY, Api, make_settings
+from tests.integration.conftest import OPERATOR_KEY, Api, make_settings, order_body
 
 
 @pytest.fixture
@@ -353,6 +354,62 @@ def test_eligibility_answers_a_line_with_an_open_case_as_not_open_to_another(api
     assert {(r["eligible"], r["code"]) for r in by_line["l1"]} == {(False, "case_already_open")}
     assert all(r["max_refund"] == usd(0) and r["window_closes_at"] for r in by_line["l1"])
     assert any(r["eligible"] for r in by_line["l2"])
+
+
+# --------------------------------------------------------------------------- an order with cases
+
+_LINES = order_body()["lines"]  # l1, the phone the cases claim; l2
+
+
+@pytest.mark.parametrize(
+    ("change", "param"),
+    [
+        ({"lines": [dict(_LINES[0], unit_amount=100), _LINES[1]]}, "lines"),
+        ({"lines": _LINES[1:]}, "lines"),
+        ({"shipping_amount": 0}, "shipping_amount"),
+        ({"buyer_id": "b_2"}, "buyer_id"),
+        ({"seller_id": "s_2"}, "seller_id"),
+        ({"currency": "EUR"}, "currency"),
+    ],
+)
+def test_an_order_with_a_case_keeps_what_was_paid_by_whom(
+    api: Api, change: dict[str, Any], param: str
+) -> None:
+    case = open_case(api)
+    before = ok(api.client.get("/v1/orders/o_1", headers=api.auth()))
+
+    response = api.client.put("/v1/orders/o_1", json=order_body(**change), headers=api.auth())
+
+    assert assert_error(response, 409, "conflict", "order_has_cases")["param"] == param
+    assert ok(api.client.get("/v1/orders/o_1", headers=api.auth())) == before
+    seller(api, case["id"], "accept")  # its refund is capped by what the order said was paid
+    assert ok(api.client.get(f"/v1/cases/{case['id']}", headers=api.auth()))["refunded"] == usd(
+        FULL_L1
+    )
+
+
+def test_an_order_with_a_case_still_takes_its_dates_and_descriptions(api: Api) -> None:
+    open_case(api)
+    titled = [dict(_LINES[0], title="Phone, black"), _LINES[1]]
+
+    response = api.client.put(
+        "/v1/orders/o_1",
+        json=order_body(lines=titled, delivered_at=START.isoformat()),
+        headers=api.auth(),
+    )
+
+    assert ok(response)["lines"][0]["title"] == "Phone, black"
+
+
+def test_an_order_whose_cases_are_all_closed_still_keeps_what_was_paid(api: Api) -> None:
+    case = open_case(api)
+    buyer(api, case["id"], "withdraw")
+
+    response = api.client.put(
+        "/v1/orders/o_1", json=order_body(shipping_amount=0), headers=api.auth()
+    )
+
+    assert_error(response, 409, "conflict", "order_has_cases")
 
 
 def test_new_case_is_allowed_once_the_earlier_one_is_withdrawn(api: Api) -> None:

@@ -7,6 +7,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any
 
+from restitution.domain.errors import Conflict
 from restitution.domain.money import Money, allocate
 
 
@@ -113,3 +114,31 @@ class Order:
         if line is None:
             raise KeyError(line_id)
         return line
+
+
+def paid_terms(order: Order) -> dict[str, object]:
+    """What a case on the order is opened on and its refunds are capped by: who bought from
+    whom, in which currency, and what was paid for each line and for shipping."""
+    return {
+        "buyer_id": order.buyer_id,
+        "seller_id": order.seller_id,
+        "currency": order.currency,
+        "shipping_amount": order.shipping_amount,
+        "lines": [(line.line_id, line.quantity, line.unit_amount) for line in order.lines],
+    }
+
+
+def check_replacement(stored: Order, new: Order) -> None:
+    """Refuse to replace an order that has cases with one whose paid terms differ: its cases
+    were opened, and their refunds capped, on what it says was paid, by whom and to whom
+    (another price would let a refund exceed what the order then says was paid; another
+    buyer would lose sight of their own case). Its dates, titles and terms may change."""
+    before, after = paid_terms(stored), paid_terms(new)
+    changed = [name for name in before if before[name] != after[name]]
+    if changed:
+        raise Conflict(
+            "order_has_cases",
+            f"Order {stored.order_id} has cases, which were opened on what it says was paid: "
+            f"its {', '.join(changed)} can no longer change.",
+            param=changed[0],
+        )

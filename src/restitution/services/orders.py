@@ -9,7 +9,7 @@ from restitution.adapters.db.bulk import OrderBatch, write_orders
 from restitution.adapters.db.repository import OrderClaims, Repository, read_order_with_claims
 from restitution.domain.eligibility import Verdict, evaluate_line, with_case_open
 from restitution.domain.errors import Forbidden
-from restitution.domain.orders import Order
+from restitution.domain.orders import Order, check_replacement
 from restitution.services.auth import Principal, can_see_order, not_found
 from restitution.services.context import App
 from restitution.services.parties import PartyContact, save_contact
@@ -33,7 +33,11 @@ def put_order(
         raise Forbidden("operator_only", "only the operator pushes orders")
     now = app.clock.now()
     with app.db.transaction() as conn:
-        created = Repository(conn).save_order(order, now)
+        repo = Repository(conn)
+        stored = repo.get_order(order.order_id)
+        if stored is not None and repo.order_has_cases(order.order_id):
+            check_replacement(stored, order)
+        created = repo.save_order(order, now)
         for role, contact in (contacts or {}).items():
             party_id = order.buyer_id if role == "buyer" else order.seller_id
             save_contact(conn, role, party_id, contact, now)

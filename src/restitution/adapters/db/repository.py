@@ -420,6 +420,12 @@ class Repository:
         row = _GET_ORDER.first(self.conn, {"order_id": order_id})
         return order_from_row(row) if row else None
 
+    def order_has_cases(self, order_id: str) -> bool:
+        found = self.conn.execute(
+            select(t.cases.c.id).where(t.cases.c.order_id == order_id).limit(1)
+        ).first()
+        return found is not None
+
     def load_orders(self, order_ids: Collection[str]) -> None:
         """Read these orders in one query; `get_order` then answers from memory."""
         ids = {"ids": list(order_ids)}
