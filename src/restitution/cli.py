@@ -279,7 +279,7 @@ def orders_import(
     """
     # Imported here, as the other commands' own modules are imported in them: start-up is a
     # good part of importing a file.
-    from restitution.api.order_import import chunks, parse_chunk
+    from restitution.api.order_import import BadOrder, chunks, parse_chunk
     from restitution.api.order_import import file_format as detect_format
     from restitution.services.orders import import_orders
 
@@ -338,10 +338,22 @@ def orders_import(
                     if chunk is None:
                         break
                     batch = parse_chunk(chunk)
+                problems = list(batch.bad)
                 if batch.count:
-                    import_orders(application, batch.orders, batch.contacts)
-                imported += batch.count
-                for problem in batch.bad:
+                    refused = dict(
+                        import_orders(
+                            application,
+                            batch.orders,
+                            batch.contacts,
+                            [order_id for _, order_id in batch.order_ids],
+                        )
+                    )
+                    # Each refused order reported at its last line (the one that replaced it).
+                    last_line = {order_id: line for line, order_id in batch.order_ids}
+                    problems += [BadOrder(last_line[oid], why) for oid, why in refused.items()]
+                    problems.sort(key=lambda problem: problem.line)
+                    imported += sum(oid not in refused for _, oid in batch.order_ids)
+                for problem in problems:
                     bad += 1
                     if bad <= MAX_BAD_LINES_SHOWN:
                         progress.console.print(

@@ -15,7 +15,8 @@ from restitution.adapters.db.repository import Repository
 from restitution.api import order_import
 from restitution.cli import app
 from restitution.domain.orders import Order
-from tests.integration.conftest import order_body
+from tests.integration.case_steps import open_case
+from tests.integration.conftest import Api, order_body
 
 runner = CliRunner()
 
@@ -186,3 +187,39 @@ def test_importing_again_replaces_the_orders(database_url: str, tmp_path: Path) 
     untouched = _order(database_url, "o_2")
     assert untouched is not None
     assert untouched.buyer_id == "b_1"
+
+
+def test_an_order_with_cases_is_not_repriced_by_an_import(
+    api: Api, database_url: str, tmp_path: Path
+) -> None:
+    open_case(api)  # on o_1, as its buyer b_1
+    file = _jsonl(
+        tmp_path / "orders.jsonl",
+        [_record("o_2"), _record("o_1", shipping_amount=0), _record("o_3", buyer_id="b_9")],
+    )
+
+    result = _import(database_url, tmp_path, file)
+
+    assert result.exit_code == 1, result.output
+    assert f"{file}:2: Order o_1 has cases" in result.output
+    assert "its shipping_amount can no longer change" in result.output
+    assert "imported 2 orders" in result.output
+    assert "1 bad" in result.output
+    kept = _order(database_url, "o_1")
+    assert kept is not None and kept.shipping_amount == 300
+    assert _order(database_url, "o_2") is not None and _order(database_url, "o_3") is not None
+
+
+def test_an_order_with_cases_still_takes_its_dates_and_titles_from_an_import(
+    api: Api, database_url: str, tmp_path: Path
+) -> None:
+    open_case(api)
+    lines = order_body()["lines"]
+    lines[0]["title"] = "Phone, black"
+    file = _jsonl(tmp_path / "orders.jsonl", [_record("o_1", lines=lines)])
+
+    result = _import(database_url, tmp_path, file)
+
+    assert result.exit_code == 0, result.output
+    replaced = _order(database_url, "o_1")
+    assert replaced is not None and replaced.lines[0].title == "Phone, black"

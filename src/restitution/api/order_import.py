@@ -19,7 +19,7 @@ from typing import Annotated, Any, TextIO, TypeVar
 from pydantic import Field, StrictStr, ValidationError
 from pydantic_core import from_json
 
-from restitution.adapters.db.bulk import OrderBatch, Row, encode_orders, order_row
+from restitution.adapters.db.bulk import ROW_COLUMNS, OrderBatch, Row, encode_orders, order_row
 from restitution.adapters.db.engine import json_text
 from restitution.adapters.db.tables import utc_text
 from restitution.api.schemas import EARLIEST, LATEST, MAX_AMOUNT, OrderIn
@@ -76,6 +76,7 @@ class BadOrder:
 
 Record = str | dict[str, Any] | BadOrder  # a JSON line, a CSV order, or already refused
 Contact = tuple[str, str, PartyContact]  # role, party id, contact
+_ORDER_ID = ROW_COLUMNS.index("order_id")  # in a `Row`
 Checked = tuple[Row, list[Contact]]  # a valid order's row (`bulk.order_row`) and contacts
 
 
@@ -96,6 +97,7 @@ class Parsed:
     count: int
     contacts: list[Contact]
     bad: list[BadOrder]
+    order_ids: list[tuple[int, str]]  # of the valid ones, with their line numbers
 
 
 def file_format(name: str, given: str | None = None) -> str:
@@ -125,6 +127,7 @@ def parse_chunk(chunk: Chunk) -> Parsed:
     rows: list[Row] = []
     contacts: list[Contact] = []
     bad: list[BadOrder] = []
+    order_ids: list[tuple[int, str]] = []
     for line_no, record in chunk.records:
         checked = (
             record
@@ -136,7 +139,9 @@ def parse_chunk(chunk: Chunk) -> Parsed:
         else:
             rows.append(checked[0])
             contacts.extend(checked[1])
-    return Parsed(encode_orders(rows, chunk.now, sqlite=chunk.sqlite), len(rows), contacts, bad)
+            order_ids.append((line_no, str(checked[0][_ORDER_ID])))
+    encoded = encode_orders(rows, chunk.now, sqlite=chunk.sqlite)
+    return Parsed(encoded, len(rows), contacts, bad, order_ids)
 
 
 def full_check(line_no: int, record: str | dict[str, Any]) -> Checked | BadOrder:

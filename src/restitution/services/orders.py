@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from restitution.adapters.db.bulk import OrderBatch, write_orders
 from restitution.adapters.db.repository import OrderClaims, Repository, read_order_with_claims
 from restitution.domain.eligibility import Verdict, evaluate_line, with_case_open
-from restitution.domain.errors import Forbidden
+from restitution.domain.errors import Conflict, Forbidden
 from restitution.domain.orders import Order, check_replacement
 from restitution.services.auth import Principal, can_see_order, not_found
 from restitution.services.context import App
@@ -48,17 +48,34 @@ def import_orders(
     app: App,
     orders: OrderBatch,
     contacts: Sequence[tuple[str, str, PartyContact]] = (),
-) -> None:
-    """Create or replace a batch of orders in one transaction (`restitution orders import`).
+    order_ids: Collection[str] = (),
+) -> list[tuple[str, str]]:
+    """Create or replace a batch of orders in one transaction (`restitution orders import`);
+    the orders refused, with why: (order id, message).
 
-    `orders` are encoded by `adapters.db.bulk.encode_orders`; `contacts` are (role, party id,
-    contact) and are saved as `put_order` saves them.
+    `orders` are encoded by `adapters.db.bulk.encode_orders`, `order_ids` are theirs;
+    `contacts` are (role, party id, contact) and are saved as `put_order` saves them. An
+    order with cases is replaced only as `put_order` would (`check_replacement`); otherwise
+    it is written back as it was.
     """
     now = app.clock.now()
+    refused: list[tuple[str, str]] = []
     with app.db.transaction() as conn:
+        repo = Repository(conn)
+        with_cases = [repo.get_order(order_id) for order_id in repo.orders_with_cases(order_ids)]
         write_orders(conn, orders)
+        for stored in with_cases:
+            assert stored is not None  # a case's order is never deleted
+            replaced = repo.get_order(stored.order_id)
+            assert replaced is not None
+            try:
+                check_replacement(stored, replaced)
+            except Conflict as refusal:
+                repo.save_order(stored, now)
+                refused.append((stored.order_id, refusal.message))
         for role, party_id, contact in contacts:
             save_contact(conn, role, party_id, contact, now)
+    return refused
 
 
 def get_order(app: App, principal: Principal, order_id: str) -> Order:
