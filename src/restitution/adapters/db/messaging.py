@@ -11,14 +11,13 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, exists, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from restitution.adapters.db import tables as t
 from restitution.adapters.db.codec import order_from_row
 from restitution.adapters.db.prepared import Prepared
-from restitution.adapters.db.repository import Repository
-from restitution.domain.errors import unknown_cursor
+from restitution.adapters.db.repository import Repository, after_cursor
 from restitution.domain.orders import Order
 
 # Statements run for every outbox row dispatched (prepared.py).
@@ -202,16 +201,8 @@ def list_deliveries(
     d = t.webhook_deliveries.c
     conditions: list[Any] = [d.endpoint_id == endpoint_id]
     if starting_after is not None:
-        cursor = conn.execute(
-            select(d.created_at, d.id).where(d.id == starting_after, *conditions)
-        ).first()
-        if cursor is None:
-            raise unknown_cursor("delivery", starting_after)
         conditions.append(
-            or_(
-                d.created_at < cursor.created_at,
-                and_(d.created_at == cursor.created_at, d.id < cursor.id),
-            )
+            after_cursor(conn, t.webhook_deliveries, "delivery", starting_after, *conditions)
         )
     rows = conn.execute(
         select(t.webhook_deliveries)

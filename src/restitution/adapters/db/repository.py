@@ -314,6 +314,19 @@ def _order_claims(rows: Sequence[Any]) -> OrderClaims | None:
     return claims
 
 
+def after_cursor(conn: Connection, table: Any, kind: str, cursor_id: str, *visible: Any) -> Any:
+    """The condition for the rows after `cursor_id` in a list newest first (`created_at`,
+    then `id`, descending): a row of `table` among those `visible`, else `invalid_cursor`."""
+    c = table.c
+    cursor = conn.execute(select(c.created_at, c.id).where(c.id == cursor_id, *visible)).first()
+    if cursor is None:
+        raise unknown_cursor(kind, cursor_id)
+    return or_(
+        c.created_at < cursor.created_at,
+        and_(c.created_at == cursor.created_at, c.id < cursor.id),
+    )
+
+
 def _case_visibility(flt: CaseFilter, visible_to: tuple[str, str] | None) -> list[Any]:
     """Which cases the caller may see: `visible_to` = (column, party id) of one party's
     only; a mediator's (`flt.escalated_only`), the escalated ones."""
@@ -508,17 +521,7 @@ class Repository:
             # paging after it would tell that it exists, and when it was opened. Filters do
             # not apply (the last case of a page may have changed status since). An unknown
             # cursor is refused: ignored, it gave the first page again, and again.
-            cursor = self.conn.execute(
-                select(c.created_at, c.id).where(c.id == starting_after, *visible)
-            ).first()
-            if cursor is None:
-                raise unknown_cursor("case", starting_after)
-            conditions.append(
-                or_(
-                    c.created_at < cursor.created_at,
-                    and_(c.created_at == cursor.created_at, c.id < cursor.id),
-                )
-            )
+            conditions.append(after_cursor(self.conn, t.cases, "case", starting_after, *visible))
         ids = (
             self.conn.execute(
                 select(c.id)
