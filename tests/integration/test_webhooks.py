@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from restitution.adapters.db import tables as t
 from restitution.services import webhooks
 from restitution.services.webhooks import matches
-from tests.integration.case_steps import ok, open_case, seller
+from tests.integration.case_steps import FULL_L1, ok, open_case, seller
 from tests.integration.conftest import Api
 from tests.integration.messaging import Receiver, webhook_receiver
 
@@ -186,3 +186,20 @@ def test_each_event_becomes_one_delivery_per_endpoint(api: Api, receiver: Receiv
         count = conn.execute(select(func.count()).select_from(t.webhook_deliveries)).scalar()
     assert count == 2
     assert len(receiver.events("/a")) == len(receiver.events("/b")) == 1
+
+
+def test_refund_events_name_their_refund_and_what_it_pays_back(
+    api: Api, receiver: Receiver
+) -> None:
+    register(api, receiver, events=["refund.*"])
+    case = open_case(api)
+    seller(api, case["id"], "accept")  # the ledger settles it at once
+    tick(api)
+
+    by_type = {event["type"]: event for event in receiver.events()}
+    assert sorted(by_type) == ["refund.requested", "refund.succeeded"]
+    requested, succeeded = by_type["refund.requested"], by_type["refund.succeeded"]
+    [refund] = ok(api.client.get(f"/v1/refunds?case_id={case['id']}", headers=api.auth()))["data"]
+    assert requested["data"]["refund_id"] == refund["id"]
+    assert requested["data"]["amount"] == refund["amount"] == {"amount": FULL_L1, "currency": "USD"}
+    assert succeeded["data"]["refund_id"] == refund["id"]

@@ -9,7 +9,7 @@ from typing import Any
 
 from restitution.adapters.db.repository import Repository
 from restitution.domain.advice import expected_refund_by
-from restitution.domain.cases import Case, Result
+from restitution.domain.cases import Case, Event, Result
 from restitution.domain.refunds import return_postage_reimbursement
 from restitution.services.context import App
 from restitution.services.ports import StoredEvent
@@ -60,7 +60,11 @@ def _record(
     for result in results:
         case, at = result.case, result.event.at
         stored = repo.append_event(case.id, app.new_id("evt"), result.event)
-        outbox.append(outbox_row(stored.chained.id, result.event.type, case, at))
+        outbox.append(
+            outbox_row(
+                stored.chained.id, result.event.type, case, at, extra=_refund_facts(result.event)
+            )
+        )
         if grants_refund(previous, case):
             granted = refund or new_refund(app, repo, case, at)
             repo.insert_refund(granted)
@@ -70,7 +74,11 @@ def _record(
                     "refund.requested",
                     case,
                     at,
-                    extra={"refund_id": granted["id"]},
+                    extra={
+                        "refund_id": granted["id"],
+                        # what the payment method gets back: the grant and any return postage
+                        "amount": {"amount": granted["amount"], "currency": granted["currency"]},
+                    },
                 )
             )
         if case.is_resolved and (previous is None or not previous.is_resolved):
@@ -99,6 +107,14 @@ def outbox_row(
         **(extra or {}),
     }
     return (event_id, event_type, data, at)
+
+
+def _refund_facts(event: Event) -> dict[str, Any] | None:
+    """Which refund a refund's event is about (and why it failed), for its webhook: an
+    operator gateway matches it to the refund it paid out, or has to."""
+    if not event.type.startswith("refund."):
+        return None
+    return {key: event.data[key] for key in ("refund_id", "reason") if key in event.data}
 
 
 def new_refund(app: App, repo: Repository, case: Case, now: datetime) -> dict[str, Any]:
