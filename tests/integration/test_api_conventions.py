@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
 import pytest
 
 from restitution.api.errors import ERROR_RESPONSES
+from restitution.services import idempotency
 from tests.integration.case_steps import FULL_L1, act, ok, open_case, refund_request, usd
 from tests.integration.conftest import Api, order_body
 
@@ -341,6 +343,38 @@ def test_idempotent_action_replayed_does_not_act_twice(api: Api) -> None:
     assert again.json() == first.json()
     refunds = ok(api.client.get(f"/v1/refunds?case_id={case['id']}", headers=api.auth()))
     assert [r["amount"] for r in refunds["data"]] == [usd(FULL_L1)]
+
+
+def _reserved_by_another_request(api: Api, path: str, raw: bytes, key: str) -> None:
+    """`key` reserved as the middleware reserves it for a request still running: the same
+    caller, path and body."""
+    principal = hashlib.sha256(api.auth()["Authorization"].encode()).hexdigest()
+    request_hash = hashlib.sha256(path.encode() + b"\n\n" + raw).hexdigest()
+    assert idempotency.reserve(api.app, principal, key, request_hash) is None
+
+
+def test_a_key_whose_first_request_still_runs_is_not_run_again(api: Api) -> None:
+    path, raw = "/v1/party_tokens", b'{"role": "buyer", "party_id": "b_9"}'
+    headers = {**api.auth(), "Idempotency-Key": "token-9", "Content-Type": "application/json"}
+    _reserved_by_another_request(api, path, raw, "token-9")
+
+    response = api.client.post(path, content=raw, headers=headers)
+
+    error_of(response, 409, "conflict", "idempotency_in_progress")
+    other_body = api.client.post(path, content=raw.replace(b"b_9", b"b_8"), headers=headers)
+    error_of(other_body, 409, "conflict", "idempotency_conflict")
+
+
+def test_a_key_whose_first_request_died_is_free_again_after_a_while(api: Api) -> None:
+    path, raw = "/v1/party_tokens", b'{"role": "buyer", "party_id": "b_9"}'
+    headers = {**api.auth(), "Idempotency-Key": "token-9", "Content-Type": "application/json"}
+    _reserved_by_another_request(api, path, raw, "token-9")
+    api.advance(seconds=int(idempotency.ABANDONED_AFTER.total_seconds()))
+
+    first = ok(api.client.post(path, content=raw, headers=headers), 201)
+    again = ok(api.client.post(path, content=raw, headers=headers), 201)
+
+    assert again == first  # run once, then replayed
 
 
 def test_a_kept_response_is_not_replayed_to_a_token_that_has_expired(api: Api) -> None:

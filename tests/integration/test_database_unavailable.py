@@ -103,8 +103,8 @@ def test_a_write_the_database_cannot_finish_is_a_503_and_done_once_sent_again(
 def test_the_idempotency_keys_table_out_of_reach_is_a_503(
     api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The keys are looked up before any route runs, by the middleware."""
-    monkeypatch.setattr(idempotency, "lookup", failing(CONNECTION_LOST))
+    """A key is reserved before any route runs, by the middleware."""
+    monkeypatch.setattr(idempotency, "reserve", failing(CONNECTION_LOST))
     response = api.client.post(
         "/v1/party_tokens",
         json={"role": "buyer", "party_id": "b_1"},

@@ -1,5 +1,6 @@
 """`Idempotency-Key` on every POST: the same key and body replay the first response;
-the same key with another body is a 409 `idempotency_conflict`."""
+the same key with another body is a 409 `idempotency_conflict`, and while the first request
+is still running, a 409 `idempotency_in_progress`."""
 
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ class IdempotencyMiddleware:
         request_hash = hashlib.sha256(
             scope["path"].encode() + b"\n" + scope.get("query_string", b"") + b"\n" + body
         ).hexdigest()
-        stored = idempotency.lookup(restitution, principal, key)
+        stored = idempotency.reserve(restitution, principal, key, request_hash)
         if stored is not None:
             if stored.request_hash != request_hash:
                 await _send_json(
@@ -64,6 +65,18 @@ class IdempotencyMiddleware:
                         "conflict",
                         "idempotency_conflict",
                         "this Idempotency-Key was used with a different request",
+                        "Idempotency-Key",
+                    ),
+                )
+            elif stored.status_code == idempotency.IN_PROGRESS:
+                await _send_json(
+                    send,
+                    409,
+                    error_body(
+                        "conflict",
+                        "idempotency_in_progress",
+                        "a request with this Idempotency-Key is still being processed; send it "
+                        "again once it has answered",
                         "Idempotency-Key",
                     ),
                 )
@@ -80,14 +93,16 @@ class IdempotencyMiddleware:
             captured.take(message)
             await send(message)
 
-        await self.app(scope, replay_receive, capture_send)
-        if captured.status < 500 and captured.is_json:
-            idempotency.remember(
-                restitution,
-                principal,
-                key,
-                idempotency.StoredResponse(request_hash, captured.status, captured.body.decode()),
-            )
+        try:
+            await self.app(scope, replay_receive, capture_send)
+        finally:
+            if captured.status < 500 and captured.is_json:
+                response = idempotency.StoredResponse(
+                    request_hash, captured.status, captured.body.decode()
+                )
+                idempotency.keep(restitution, principal, key, response)
+            else:
+                idempotency.release(restitution, principal, key)
 
 
 class _Captured:
