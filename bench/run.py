@@ -576,15 +576,15 @@ def pgbench_insert_tps(backend: Backend, seconds: int) -> Run:
         ["pgbench", "-n", "-c", "4", "-j", "2", "-T", str(seconds), "-f", str(script),
          "-h", "127.0.0.1", "-U", "postgres", POSTGRES_DATABASE],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=subprocess.STDOUT,  # one pipe, read to its end: two could block each other
         text=True,
     )  # fmt: skip
-    assert process.stdout is not None and process.stderr is not None
-    out, errors = process.stdout.read(), process.stderr.read()
+    assert process.stdout is not None
+    out = process.stdout.read()
     code, pgbench_cpu = cpu_seconds_of(process)
     postgres_cpu = postgres_cpu_seconds() - postgres_cpu
     if code != 0:
-        raise RuntimeError(f"pgbench failed ({code}): {out}\n{errors}")
+        raise RuntimeError(f"pgbench failed ({code}): {out}")
     facts = dict(line.split(" = ", 1) for line in out.splitlines() if " = " in line)
     done = re.search(r"^number of transactions actually processed: (\d+)", out, re.M)
     if "tps" not in facts or done is None:

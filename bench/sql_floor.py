@@ -9,8 +9,9 @@ of `make bench`'s orders:
 
 - the write flow of `make bench` (open, counter-offer, accept with its refund) called as ASGI,
   as bench/inprocess.py does, with the time spent inside SQLite's calls summed: each statement
-  of the write path (`Prepared`, where all of them run) and each COMMIT. Statements run
-  elsewhere and the BEGINs are not counted, so the figure is a floor;
+  of the write path sent for one row (`Prepared`) and each COMMIT. Statements sent for several
+  rows at once (`run_many`), those run elsewhere and the BEGINs are not counted, so the
+  figure is a floor;
 - the ceiling app's INSERT, committed alone, on the same database and settings.
 
 Given the ceiling's rate from a `make bench` run on this machine (`--ceiling`, requests/s),
@@ -59,7 +60,8 @@ class SqlTime:
 
 @contextmanager
 def timing_sql(into: SqlTime) -> Iterator[None]:
-    """Time every statement the write path runs (`Prepared._cursor`) and every COMMIT, by
+    """Time every statement the write path sends for one row (`Prepared._cursor`, whose body
+    this repeats with a timer around the driver's call) and every COMMIT, by
     wrapping the two calls for as long as the block runs. A measuring tool's patch: the
     product has no hook for it and should not carry one."""
     from sqlalchemy.engine.default import DefaultDialect

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from sqlalchemy import text
 
 from restitution.adapters.db.engine import Database, migrate
@@ -18,6 +19,13 @@ from restitution.services.clock import TestClock
 POSTGRES_URL = os.environ.get("RESTITUTION_TEST_POSTGRES_URL")
 # A Friday morning; the first business days after it are clear of US holidays.
 START = datetime(2026, 3, 6, 10, 0, tzinfo=UTC)
+
+# Property tests test behaviour, not speed: no time limit per example, nor a check that data
+# is made fast, which a busy machine (CI beside other work) failed once in a while.
+settings.register_profile(
+    "restitution", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("restitution")
 
 
 @pytest.fixture

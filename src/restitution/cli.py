@@ -344,8 +344,8 @@ def orders_import(
                         import_orders(
                             application,
                             batch.orders,
-                            batch.contacts,
                             [order_id for _, order_id in batch.order_ids],
+                            batch.contacts,
                         )
                     )
                     # Each refused order reported at its last line (the one that replaced it).

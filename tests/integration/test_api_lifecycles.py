@@ -370,6 +370,8 @@ _LINES = order_body()["lines"]  # l1, the phone the cases claim; l2
         ({"buyer_id": "b_2"}, "buyer_id"),
         ({"seller_id": "s_2"}, "seller_id"),
         ({"currency": "EUR"}, "currency"),
+        ({"payment": {"method": "wallet", "reference": "w_1"}}, "payment"),
+        ({"lines": _LINES[::-1]}, "lines"),  # the order of lines splits the shipping's odd units
     ],
 )
 def test_an_order_with_a_case_keeps_what_was_paid_by_whom(
@@ -398,7 +400,9 @@ def test_an_order_with_a_case_still_takes_its_dates_and_descriptions(api: Api) -
         headers=api.auth(),
     )
 
-    assert ok(response)["lines"][0]["title"] == "Phone, black"
+    replaced = ok(response)
+    assert replaced["lines"][0]["title"] == "Phone, black"
+    assert replaced["delivered_at"] == START.isoformat().replace("+00:00", "Z")
 
 
 def test_an_order_whose_cases_are_all_closed_still_keeps_what_was_paid(api: Api) -> None:

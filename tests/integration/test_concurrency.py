@@ -14,12 +14,13 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from restitution.adapters.db.repository import Repository
 from restitution.domain.cases import Case, apply
 from restitution.services import audit, deadlines
 from restitution.services.clock import TestClock
 from restitution.services.deadlines import fire_due
 from tests.integration.case_steps import get_case, refunds
-from tests.integration.conftest import Api
+from tests.integration.conftest import Api, order_body
 
 pytestmark = [
     pytest.mark.skipif(
@@ -242,3 +243,42 @@ def test_a_party_answering_as_the_deadline_fires_loses_with_a_conflict(
     assert (case["status"], case["outcome"]) == ("resolved", "refunded")
     assert [refund["status"] for refund in refunds(api, case_id)] == ["succeeded"]
     assert audit.verify(api.app, case_id).broken == []
+
+
+def test_a_case_opened_while_its_order_is_repriced_is_judged_on_the_new_price(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The PUT holds the order it replaces; a case being opened on it waits for the PUT, and
+    is judged on what the PUT wrote: never a case on a price the order no longer says."""
+    api.put_order("o_1")
+    checked, go_on = threading.Event(), threading.Event()
+    has_cases = Repository.order_has_cases
+
+    def check_then_wait(repo: Repository, order_id: str) -> bool:
+        found = has_cases(repo, order_id)
+        checked.set()  # no case yet: the PUT goes on to re-price the order
+        go_on.wait(timeout=30)
+        return found
+
+    monkeypatch.setattr(Repository, "order_has_cases", check_then_wait)
+    lines = order_body()["lines"]
+    lines[0]["unit_amount"] = 1000
+    answers: dict[str, Any] = {}
+    put = threading.Thread(
+        target=lambda: answers.update(
+            put=api.client.put("/v1/orders/o_1", json=order_body(lines=lines), headers=api.auth())
+        )
+    )
+    put.start()
+    assert checked.wait(timeout=30)
+    opening = threading.Thread(target=lambda: answers.update(opened=api.open_case("o_1")))
+    opening.start()
+    wait_for_a_lock_wait(api)  # the case waits for the order the PUT holds
+    go_on.set()
+    put.join(timeout=30)
+    opening.join(timeout=30)
+
+    assert answers["put"].status_code == 200, answers["put"].text
+    # asked for the old full price (2749), judged on the new one
+    assert answers["opened"].status_code == 422, answers["opened"].text
+    assert answers["opened"].json()["error"]["code"] == "amount_exceeds_refundable"

@@ -15,6 +15,7 @@ from restitution.adapters.db.repository import Repository
 from restitution.api import order_import
 from restitution.cli import app
 from restitution.domain.orders import Order
+from restitution.services.parties import get_contacts
 from tests.integration.case_steps import open_case
 from tests.integration.conftest import Api, order_body
 
@@ -193,9 +194,9 @@ def test_an_order_with_cases_is_not_repriced_by_an_import(
     api: Api, database_url: str, tmp_path: Path
 ) -> None:
     open_case(api)  # on o_1, as its buyer b_1
+    repriced = _record("o_1", shipping_amount=0, buyer={"email": "someone@example.com"})
     file = _jsonl(
-        tmp_path / "orders.jsonl",
-        [_record("o_2"), _record("o_1", shipping_amount=0), _record("o_3", buyer_id="b_9")],
+        tmp_path / "orders.jsonl", [_record("o_2"), repriced, _record("o_3", buyer_id="b_9")]
     )
 
     result = _import(database_url, tmp_path, file)
@@ -208,6 +209,8 @@ def test_an_order_with_cases_is_not_repriced_by_an_import(
     kept = _order(database_url, "o_1")
     assert kept is not None and kept.shipping_amount == 300
     assert _order(database_url, "o_2") is not None and _order(database_url, "o_3") is not None
+    with api.app.db.transaction(write=False) as conn:  # nor the refused record's contacts
+        assert get_contacts(conn, [("buyer", "b_1")]) == {}
 
 
 def test_an_order_with_cases_still_takes_its_dates_and_titles_from_an_import(
@@ -216,10 +219,13 @@ def test_an_order_with_cases_still_takes_its_dates_and_titles_from_an_import(
     open_case(api)
     lines = order_body()["lines"]
     lines[0]["title"] = "Phone, black"
-    file = _jsonl(tmp_path / "orders.jsonl", [_record("o_1", lines=lines)])
+    delivered = "2026-03-06T09:00:00Z"
+    file = _jsonl(tmp_path / "orders.jsonl", [_record("o_1", lines=lines, delivered_at=delivered)])
 
     result = _import(database_url, tmp_path, file)
 
     assert result.exit_code == 0, result.output
     replaced = _order(database_url, "o_1")
     assert replaced is not None and replaced.lines[0].title == "Phone, black"
+    assert replaced.delivered_at is not None
+    assert replaced.delivered_at.isoformat() == "2026-03-06T09:00:00+00:00"

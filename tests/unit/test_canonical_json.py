@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from restitution.domain.history import canonical_json
@@ -24,8 +24,7 @@ def as_json_writes_it(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-# No deadline or speed check: the machine's load is not this test's subject.
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=500)
 @given(values)
 def test_the_text_is_json_dumps_sorted_and_compact(value: Any) -> None:
     assert canonical_json(value) == as_json_writes_it(value)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
@@ -73,8 +73,7 @@ def test_each_lean_body_has_a_valid_example() -> None:
         assert _validated(model, lambda m=model: m.model_validate(VALID[m.__name__])) is not None
 
 
-# No deadline or speed check: the machine's load is not this test's subject.
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400)
 @given(st.data())
 def test_what_the_lean_way_accepts_fastapi_accepts_as_the_same(data: st.DataObject) -> None:
     model = data.draw(st.sampled_from(MODELS))

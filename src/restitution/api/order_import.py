@@ -95,7 +95,7 @@ class Parsed:
 
     orders: OrderBatch
     count: int
-    contacts: list[Contact]
+    contacts: list[tuple[str, Contact]]  # with the id of the order that gave each
     bad: list[BadOrder]
     order_ids: list[tuple[int, str]]  # of the valid ones, with their line numbers
 
@@ -125,7 +125,7 @@ def chunks(
 def parse_chunk(chunk: Chunk) -> Parsed:
     """Validate every record of a chunk as PUT /v1/orders would, and encode the good ones."""
     rows: list[Row] = []
-    contacts: list[Contact] = []
+    contacts: list[tuple[str, Contact]] = []
     bad: list[BadOrder] = []
     order_ids: list[tuple[int, str]] = []
     for line_no, record in chunk.records:
@@ -137,9 +137,10 @@ def parse_chunk(chunk: Chunk) -> Parsed:
         if isinstance(checked, BadOrder):
             bad.append(checked)
         else:
+            order_id = str(checked[0][_ORDER_ID])
             rows.append(checked[0])
-            contacts.extend(checked[1])
-            order_ids.append((line_no, str(checked[0][_ORDER_ID])))
+            contacts.extend((order_id, contact) for contact in checked[1])
+            order_ids.append((line_no, order_id))
     encoded = encode_orders(rows, chunk.now, sqlite=chunk.sqlite)
     return Parsed(encoded, len(rows), contacts, bad, order_ids)
 

@@ -117,14 +117,17 @@ class Order:
 
 
 def paid_terms(order: Order) -> dict[str, object]:
-    """What a case on the order is opened on and its refunds are capped by: who bought from
-    whom, in which currency, and what was paid for each line and for shipping."""
+    """What a case on the order is opened on and its refunds are capped by and paid to: who
+    bought from whom, in which currency, what was paid for each line (in their order, which
+    splits the shipping's odd minor units) and for shipping, and how (F1: a refund goes back
+    to the original payment)."""
     return {
         "buyer_id": order.buyer_id,
         "seller_id": order.seller_id,
         "currency": order.currency,
         "shipping_amount": order.shipping_amount,
         "lines": [(line.line_id, line.quantity, line.unit_amount) for line in order.lines],
+        "payment": order.payment,
     }
 
 

@@ -44,7 +44,7 @@ def open_case(app: App, principal: Principal, command: OpenCase) -> Case:
     ctx = app.context()
     with app.db.transaction() as conn:
         repo = Repository(conn)
-        claims = visible_claims(repo, principal, command.order_id)
+        claims = visible_claims(repo, principal, command.order_id, for_write=True)
         order, granted = claims.order, claims.granted
         command = _whole_lines(command, order)
         if any(line.line_id in claims.open_lines for line in command.lines):

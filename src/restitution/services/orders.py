@@ -34,7 +34,9 @@ def put_order(
     now = app.clock.now()
     with app.db.transaction() as conn:
         repo = Repository(conn)
-        stored = repo.get_order(order.order_id)
+        # Locked, as a case being opened locks it (`visible_claims(for_write=True)`): either
+        # that case is committed and seen here, or it is opened on what this writes.
+        stored = repo.get_order(order.order_id, for_update=True)
         if stored is not None and repo.order_has_cases(order.order_id):
             check_replacement(stored, order)
         created = repo.save_order(order, now)
@@ -47,35 +49,36 @@ def put_order(
 def import_orders(
     app: App,
     orders: OrderBatch,
-    contacts: Sequence[tuple[str, str, PartyContact]] = (),
-    order_ids: Collection[str] = (),
+    order_ids: Collection[str],
+    contacts: Sequence[tuple[str, tuple[str, str, PartyContact]]] = (),
 ) -> list[tuple[str, str]]:
     """Create or replace a batch of orders in one transaction (`restitution orders import`);
     the orders refused, with why: (order id, message).
 
     `orders` are encoded by `adapters.db.bulk.encode_orders`, `order_ids` are theirs;
-    `contacts` are (role, party id, contact) and are saved as `put_order` saves them. An
-    order with cases is replaced only as `put_order` would (`check_replacement`); otherwise
-    it is written back as it was.
+    `contacts` are (order id, (role, party id, contact)) and are saved as `put_order` saves
+    them. An order with cases is replaced only as `put_order` would (`check_replacement`);
+    otherwise it is written back as it was, and its record's contacts are not saved.
     """
     now = app.clock.now()
-    refused: list[tuple[str, str]] = []
+    refused: dict[str, str] = {}
     with app.db.transaction() as conn:
         repo = Repository(conn)
-        with_cases = [repo.get_order(order_id) for order_id in repo.orders_with_cases(order_ids)]
+        repo.lock_orders(order_ids)  # as `put_order` locks one
+        with_cases = repo.get_orders(repo.orders_with_cases(order_ids))
         write_orders(conn, orders)
         for stored in with_cases:
-            assert stored is not None  # a case's order is never deleted
             replaced = repo.get_order(stored.order_id)
-            assert replaced is not None
+            assert replaced is not None  # just written
             try:
                 check_replacement(stored, replaced)
             except Conflict as refusal:
                 repo.save_order(stored, now)
-                refused.append((stored.order_id, refusal.message))
-        for role, party_id, contact in contacts:
-            save_contact(conn, role, party_id, contact, now)
-    return refused
+                refused[stored.order_id] = refusal.message
+        for order_id, (role, party_id, contact) in contacts:
+            if order_id not in refused:
+                save_contact(conn, role, party_id, contact, now)
+    return list(refused.items())
 
 
 def get_order(app: App, principal: Principal, order_id: str) -> Order:
@@ -115,9 +118,12 @@ def _verdicts(app: App, claims: OrderClaims) -> list[tuple[str, list[Verdict]]]:
     return answer
 
 
-def visible_claims(repo: Repository, principal: Principal, order_id: str) -> OrderClaims:
-    """The order with what its cases claim, if `principal` may see it."""
-    claims = repo.order_with_claims(order_id)
+def visible_claims(
+    repo: Repository, principal: Principal, order_id: str, *, for_write: bool = False
+) -> OrderClaims:
+    """The order with what its cases claim, if `principal` may see it; `for_write`: locked
+    against being replaced until the transaction ends (a case is opened on it)."""
+    claims = repo.order_with_claims(order_id, for_write=for_write)
     if claims is None or not may_see_claims(principal, claims):
         raise not_found("order", order_id)
     return claims

@@ -62,6 +62,9 @@ def _columns(table: Any, *, without: tuple[str, ...] = ()) -> list[str]:
 # The write path's statements, compiled once per dialect and run on the driver (prepared.py).
 _CASE_ID: Any = bindparam("case_id")
 _GET_ORDER = Prepared(select(t.orders).where(t.orders.c.order_id == bindparam("order_id")))
+_GET_ORDER_FOR_UPDATE = Prepared(
+    select(t.orders).where(t.orders.c.order_id == bindparam("order_id")).with_for_update()
+)
 _GET_CASE = Prepared(select(t.cases).where(t.cases.c.id == _CASE_ID))
 # The case with its last event's seq and hash, in one statement, for a case about to change.
 _CASES_FOR_WRITE = select(
@@ -135,12 +138,22 @@ _ORDERS_WITH_CLAIMS = select(
 _ORDER_WITH_CLAIMS = Prepared(
     _ORDERS_WITH_CLAIMS.where(t.orders.c.order_id == bindparam("order_id"))
 )
+# A case is opened on it: a PUT that would replace it waits (PostgreSQL; SQLite's writers
+# take turns anyway).
+_ORDER_WITH_CLAIMS_FOR_WRITE = Prepared(
+    _ORDERS_WITH_CLAIMS.where(t.orders.c.order_id == bindparam("order_id")).with_for_update(
+        read=True, of=t.orders
+    )
+)
 # The server's eligibility reads: those of requests that arrive together, together (PostgreSQL).
 _ORDER_WITH_CLAIMS_BY_KEY = KeyedRead(
     one=_ORDER_WITH_CLAIMS,
     param="order_id",
     many=Prepared(_ORDERS_WITH_CLAIMS.where(t.orders.c.order_id == _ID_ARRAY)),
     key="order_id",
+)
+_LOCK_ORDERS_POSTGRES = text(
+    "SELECT order_id FROM orders WHERE order_id = ANY(:ids) ORDER BY order_id FOR UPDATE"
 )
 _ORDERS_WITH_CASES_POSTGRES = text("SELECT DISTINCT order_id FROM cases WHERE order_id = ANY(:ids)")
 _ORDERS_WITH_CASES_SQLITE = text(
@@ -430,12 +443,28 @@ class Repository:
 
     # ------------------------------------------------------------------ orders
 
-    def get_order(self, order_id: str) -> Order | None:
-        order = self._orders.get(order_id)
+    def get_order(self, order_id: str, *, for_update: bool = False) -> Order | None:
+        """The order; `for_update`: locked until the transaction ends (PostgreSQL)."""
+        order = None if for_update else self._orders.get(order_id)
         if order is not None:
             return order
-        row = _GET_ORDER.first(self.conn, {"order_id": order_id})
+        read = _GET_ORDER_FOR_UPDATE if for_update else _GET_ORDER
+        row = read.first(self.conn, {"order_id": order_id})
         return order_from_row(row) if row else None
+
+    def get_orders(self, order_ids: Collection[str]) -> list[Order]:
+        """Those of the orders that exist, in one statement."""
+        if not order_ids:
+            return []
+        rows = self.conn.execute(select(t.orders).where(t.orders.c.order_id.in_(order_ids)))
+        return [order_from_row(row) for row in rows]
+
+    def lock_orders(self, order_ids: Collection[str]) -> None:
+        """Lock those of the orders that exist until the transaction ends, in the order of
+        their ids (two importers never wait on each other in a circle); PostgreSQL only:
+        SQLite's writers take turns."""
+        if self.is_postgres and order_ids:
+            self.conn.execute(_LOCK_ORDERS_POSTGRES, {"ids": list(order_ids)})
 
     def order_has_cases(self, order_id: str) -> bool:
         found = self.conn.execute(
@@ -596,10 +625,12 @@ class Repository:
             if case_id in rows
         ]
 
-    def order_with_claims(self, order_id: str) -> OrderClaims | None:
+    def order_with_claims(self, order_id: str, *, for_write: bool = False) -> OrderClaims | None:
         """The order, what its cases claim per line, and whether one was escalated, read
-        in one statement (so outside a transaction too: `Database.reading()`)."""
-        return _order_claims(_ORDER_WITH_CLAIMS.all(self.conn, {"order_id": order_id}))
+        in one statement (so outside a transaction too: `Database.reading()`); `for_write`:
+        the order locked against being replaced until the transaction ends (PostgreSQL)."""
+        read = _ORDER_WITH_CLAIMS_FOR_WRITE if for_write else _ORDER_WITH_CLAIMS
+        return _order_claims(read.all(self.conn, {"order_id": order_id}))
 
     def insert_case(self, case: Case, line_refundables: dict[str, int]) -> None:
         try:
