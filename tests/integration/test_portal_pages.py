@@ -481,6 +481,28 @@ def test_the_review_queue_begins_with_the_case_due_soonest_however_long_it_is(
     assert shown == escalated[:2]
 
 
+def test_the_review_queue_filters_by_reason_before_it_is_cut(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reason's cases are found among all of them, not among the first the queue shows."""
+    monkeypatch.setattr(case_views, "QUEUE_LIMIT", 2)
+    escalated = {}
+    for number, reason in enumerate(["damaged", "damaged", "not_as_described"]):
+        api.put_order(f"o_{number}")
+        case_id = api.open_case(f"o_{number}", reason=reason).json()["id"]
+        assert api.as_("seller", "s_1")("POST", f"/v1/cases/{case_id}/reject", json={}).is_success
+        assert api.as_("buyer", "b_1")("POST", f"/v1/cases/{case_id}/escalate", json={}).is_success
+        escalated[case_id] = reason
+        api.advance(hours=1)
+
+    queue = signed_in(api, "mediator", "m_1").get("/console/?reason=not_as_described").text
+
+    shown = list(dict.fromkeys(re.findall(r"/console/cases/(case_\w+)", queue)))
+    assert shown == [
+        case_id for case_id, reason in escalated.items() if reason == "not_as_described"
+    ]
+
+
 def test_a_mediator_signs_in_with_login_and_password(api: Api) -> None:
     sessions.add_mediator(api.app, "maria", "m_maria", "a long enough password")
     client = TestClient(api.client.app)

@@ -63,4 +63,5 @@ class CaseFilter:
     order_id: str | None = None
     buyer_id: str | None = None
     seller_id: str | None = None
+    reason: str | None = None
     escalated_only: bool = False

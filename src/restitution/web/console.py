@@ -104,10 +104,9 @@ def create_console(app: App, operator_key: str) -> FastAPI:
         flt = CaseFilter(
             status=status if status in OPEN_STATUSES or status == "resolved" else None,
             seller_id=seller or None,
+            reason=reason or None,
         )
         found = case_views.queue(application, principal, flt)
-        if reason:
-            found = [case for case in found if case.reason == reason]
         now = application.clock.now()
         if overdue:
             found = [c for c in found if c.deadline is not None and c.deadline.due_at <= now]

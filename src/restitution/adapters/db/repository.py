@@ -361,6 +361,7 @@ def _case_conditions(flt: CaseFilter, visible_to: tuple[str, str] | None) -> lis
         (c.order_id, flt.order_id),
         (c.buyer_id, flt.buyer_id),
         (c.seller_id, flt.seller_id),
+        (c.reason, flt.reason),
     ):
         if value is not None:
             conditions.append(column == value)
