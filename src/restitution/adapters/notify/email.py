@@ -22,11 +22,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_datetime, get_timezone
-from babel.numbers import format_currency
 from babel.support import Translations
 from jinja2 import Environment, FileSystemLoader
 
-from restitution.domain.money import currency_exponent
 from restitution.services.ports import OutgoingEmail
 
 HERE = Path(__file__).parent
@@ -82,14 +80,8 @@ def render(template: str, locale: str, context: dict[str, Any]) -> RenderedEmail
             tz = get_timezone("UTC")
         return format_datetime(when, "medium", tzinfo=tz, locale=locale) + f" ({tz})"
 
-    def money(value: dict[str, Any] | None) -> str:
-        if not value:
-            return ""
-        major = value["amount"] / 10 ** currency_exponent(value["currency"])
-        return str(format_currency(major, value["currency"], locale=locale))
-
     env = _environment(locale)
-    text = env.get_template(f"{template}.txt").render(**context, moment=moment, money=money)
+    text = env.get_template(f"{template}.txt").render(**context, moment=moment)
     subject, _, body = text.partition("\n")
     return RenderedEmail(subject.strip(), body.lstrip("\n"))
 
