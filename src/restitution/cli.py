@@ -203,6 +203,15 @@ def _print_simulation(report: SimulationReport, active: str) -> None:
             ),
             highlight=False,
         )
+    if report.baseline_refused:
+        console.print(
+            Text(
+                f"{report.baseline_refused} cases are refused by the policy they are compared "
+                "with (their order changed since, or that policy is not the one they were "
+                "judged under): their opening is not reproduced."
+            ),
+            highlight=False,
+        )
     if not report.changed:
         console.print(Text("The draft changes nothing in these cases."), highlight=False)
     else:
@@ -262,6 +271,7 @@ def _print_simulation_json(report: SimulationReport, active: str) -> None:
         "active": active,
         "replayed": report.replayed,
         "compared_with_active": dict(sorted(report.against_active.items())),
+        "baseline_refused": report.baseline_refused,
         "totals": {
             currency: {
                 "refused_cases": total.refused_cases,

@@ -81,7 +81,7 @@ def test_a_shorter_electronics_window_refuses_the_late_cases(api: Api, tmp_path:
     report = _report(api, tmp_path, str(draft))
 
     assert (report["draft"], report["replayed"]) == ("default v2", 3)
-    assert report["compared_with_active"] == {}
+    assert (report["compared_with_active"], report["baseline_refused"]) == ({}, 0)
     assert report["totals"] == {
         "USD": {
             "refused_cases": 2,
@@ -184,3 +184,22 @@ def test_a_draft_with_problems_is_refused_as_policy_check_reports_them(
     assert result.exit_code == 2
     assert result.stdout == check.stdout
     assert f"{draft}:" in result.stdout
+
+
+def test_a_case_its_own_policy_refuses_now_is_counted_as_not_reproduced(
+    api: Api, tmp_path: Path
+) -> None:
+    _cases(api)
+    moved = START - timedelta(days=40)  # o_fresh's dates moved after its case was opened
+    api.put_order(
+        "o_fresh",
+        placed_at=(moved - timedelta(days=5)).isoformat(),
+        shipped_at=(moved - timedelta(days=3)).isoformat(),
+        promised_delivery_by=(moved - timedelta(days=1)).isoformat(),
+        delivered_at=moved.isoformat(),
+    )
+    same = _policy(tmp_path / "same.toml", version=2)
+
+    report = _report(api, tmp_path, str(same))
+
+    assert (report["replayed"], report["baseline_refused"], report["cases"]) == (3, 1, [])

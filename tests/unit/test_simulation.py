@@ -98,9 +98,12 @@ def test_a_case_the_baseline_refuses_and_the_draft_allows_is_allowed() -> None:
     case = _case(days_after_delivery=20)
 
     result = replay(case, _order(), {}, SHORTER_ELECTRONICS, POLICY, 0)
+    report = SimulationReport(draft="default v1")
+    report.add(result, against_active=False)
 
     assert result.change == "allowed"
     assert result.refusal is None
+    assert (report.baseline_refused, report.totals["USD"].allowed_cases) == (1, 1)
 
 
 def _grant(case_id: str, line_id: str, days: int, amount: int) -> SimpleNamespace:
@@ -157,3 +160,4 @@ def test_the_report_totals_each_currency_apart() -> None:
     assert (usd.cap_cases, usd.cap_change, eur.cap_cases) == (1, 5000, 0)
     assert report.refusals == {("return_window_closed", "W2"): 2}
     assert report.against_active == {"default v1": 1}
+    assert report.baseline_refused == 0

@@ -175,6 +175,7 @@ class SimulationReport:
     draft: str  # "policy-id vN"
     replayed: int = 0
     against_active: Counter[str] = field(default_factory=Counter)  # judged under → cases
+    baseline_refused: int = 0  # cases their baseline refuses now: their opening not reproduced
     changed: list[CaseReplay] = field(default_factory=list)
     totals: dict[str, CurrencyTotals] = field(default_factory=dict)
     refusals: Counter[tuple[str, str | None]] = field(default_factory=Counter)
@@ -183,6 +184,8 @@ class SimulationReport:
         self.replayed += 1
         if against_active:
             self.against_active[result.judged_under] += 1
+        if not result.eligible_before:
+            self.baseline_refused += 1
         if result.change is None:
             return
         self.changed.append(result)
