@@ -221,14 +221,14 @@ def _print_simulation(report: SimulationReport, active: str) -> None:
             title=Text(f"{len(report.changed)} cases change"),
             caption=Text(f"… and {more} more: --json lists them all") if more else None,
         )
-        for column in ("case", "opened", "status", "judged under", "change", "granted", "cap"):
-            cases.add_column(column, no_wrap=column != "change")
+        for column in ("case", "opened", "status", "change", "granted", "cap"):
+            wraps = column in ("change", "cap")
+            cases.add_column(column, no_wrap=not wraps, overflow="fold" if wraps else "ellipsis")
         for result in shown:
             cases.add_row(
                 Text(result.case_id),
                 Text(result.created_at.date().isoformat()),
                 Text(result.outcome or result.status),
-                Text(result.judged_under),
                 Text(_describe_change(result)),
                 Text(str(result.granted)),
                 Text(f"{result.cap_before} → {result.cap_after}"),
@@ -248,7 +248,9 @@ def _print_simulation(report: SimulationReport, active: str) -> None:
             )
         console.print(totals)
         for (code, clause), count in report.refusals.most_common():
-            console.print(Text(f"refused {count}: {code} ({clause or 'no clause'})"))
+            console.print(
+                Text(f"{count} cases refused: {code} ({clause or 'no clause'})"), highlight=False
+            )
     console.print(Text("Not modelled:"))
     for item in NOT_MODELLED:
         console.print(Text(f"- {item}"), highlight=False)
