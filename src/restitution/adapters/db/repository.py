@@ -626,6 +626,36 @@ class Repository:
             if case_id in rows
         ]
 
+    def case_ids_newest_first(self, *, since: datetime | None, limit: int | None) -> list[str]:
+        """Every case's id (opened at or after `since`), newest first, at most `limit`."""
+        c = t.cases.c
+        query = select(c.id).order_by(c.created_at.desc(), c.id.desc())
+        if since is not None:
+            query = query.where(c.created_at >= since)
+        if limit is not None:
+            query = query.limit(limit)
+        return list(self.conn.execute(query).scalars())
+
+    def line_grants(self, order_ids: Collection[str]) -> list[Any]:
+        """Every case line of these orders, with its case's opening: `order_id`, `line_id`,
+        `case_id`, `created_at` and `granted_amount` (what the case granted or refunded on it)."""
+        if not order_ids:
+            return []
+        lines, cases = t.case_lines.c, t.cases.c
+        return list(
+            self.conn.execute(
+                select(
+                    lines.order_id,
+                    lines.line_id,
+                    lines.case_id,
+                    cases.created_at,
+                    lines.granted_amount,
+                )
+                .select_from(t.case_lines.join(t.cases, t.cases.c.id == lines.case_id))
+                .where(lines.order_id.in_(list(order_ids)))
+            )
+        )
+
     def order_with_claims(self, order_id: str, *, for_write: bool = False) -> OrderClaims | None:
         """The order, what its cases claim per line, and whether one was escalated, read
         in one statement (so outside a transaction too: `Database.reading()`); `for_write`:
