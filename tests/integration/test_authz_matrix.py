@@ -417,10 +417,9 @@ def _ids(api: Api, role: str, party_id: str, path: str = "/v1/cases") -> set[str
     return {item["id"] for item in response.json()["data"]}
 
 
-def test_lists_show_each_party_only_its_own_cases(api: Api) -> None:
-    api.put_order("o_1")
+def _other_buyers_case(api: Api) -> str:
+    """Order o_2 of buyer b_2 and seller s_2, and the case b_2 opens on it: its id."""
     api.put_order("o_2", buyer_id="b_2", seller_id="s_2")
-    mine = api.open_case("o_1").json()["id"]
     body = {
         "order_id": "o_2",
         "lines": [{"line_id": "l1", "quantity": 1}],
@@ -428,9 +427,15 @@ def test_lists_show_each_party_only_its_own_cases(api: Api) -> None:
         "request": {"kind": "refund", "amount": MONEY},
         "attachments": [api.upload("buyer", "b_2")],
     }
-    theirs = api.as_("buyer", "b_2")("POST", "/v1/cases", json=body)
-    assert theirs.status_code == 201, theirs.text
-    theirs_id = theirs.json()["id"]
+    opened = api.as_("buyer", "b_2")("POST", "/v1/cases", json=body)
+    assert opened.status_code == 201, opened.text
+    return str(opened.json()["id"])
+
+
+def test_lists_show_each_party_only_its_own_cases(api: Api) -> None:
+    api.put_order("o_1")
+    mine = api.open_case("o_1").json()["id"]
+    theirs_id = _other_buyers_case(api)
 
     assert _ids(api, "buyer", "b_1") == {mine}
     assert _ids(api, "buyer", "b_2") == {theirs_id}
@@ -460,16 +465,8 @@ def test_lists_show_each_party_only_its_own_cases(api: Api) -> None:
 
 def test_refund_lists_show_each_party_only_the_refunds_of_its_cases(api: Api) -> None:
     api.put_order("o_1")
-    api.put_order("o_2", buyer_id="b_2", seller_id="s_2")
     mine = api.open_case("o_1").json()["id"]
-    body = {
-        "order_id": "o_2",
-        "lines": [{"line_id": "l1", "quantity": 1}],
-        "reason": "damaged",
-        "request": {"kind": "refund", "amount": MONEY},
-        "attachments": [api.upload("buyer", "b_2")],
-    }
-    theirs = api.as_("buyer", "b_2")("POST", "/v1/cases", json=body).json()["id"]
+    theirs = _other_buyers_case(api)
     for seller_id, case_id in ((SELLER, mine), ("s_2", theirs)):
         accepted = api.as_("seller", seller_id)("POST", f"/v1/cases/{case_id}/accept")
         assert accepted.status_code == 200, accepted.text
@@ -497,19 +494,10 @@ def test_a_cursor_on_a_case_the_caller_cannot_see_is_refused_as_an_unknown_one(a
     """`starting_after` naming someone else's case must not narrow the page: that would tell
     the caller the case exists (and when it was opened)."""
     api.put_order("o_1")
-    api.put_order("o_2", buyer_id="b_2", seller_id="s_2")
     api.put_order("o_3")
     older = api.open_case("o_1").json()["id"]
     api.advance(seconds=1)
-    body = {
-        "order_id": "o_2",
-        "lines": [{"line_id": "l1", "quantity": 1}],
-        "reason": "damaged",
-        "request": {"kind": "refund", "amount": MONEY},
-        "attachments": [api.upload("buyer", "b_2")],
-    }
-    theirs = api.as_("buyer", "b_2")("POST", "/v1/cases", json=body)
-    assert theirs.status_code == 201, theirs.text
+    theirs = _other_buyers_case(api)
     api.advance(seconds=1)
     newer = api.open_case("o_3").json()["id"]
     seller = api.as_("seller", SELLER)
@@ -518,8 +506,8 @@ def test_a_cursor_on_a_case_the_caller_cannot_see_is_refused_as_an_unknown_one(a
     assert escalated.status_code == 200, escalated.text
 
     for role, party_id, hidden in (
-        ("buyer", BUYER, theirs.json()["id"]),
-        ("seller", SELLER, theirs.json()["id"]),
+        ("buyer", BUYER, theirs),
+        ("seller", SELLER, theirs),
         ("mediator", "m_1", older),  # never escalated
     ):
         for cursor in (hidden, "case_none"):

@@ -454,10 +454,14 @@ class Repository:
         return order_from_row(row) if row else None
 
     def get_orders(self, order_ids: Collection[str]) -> list[Order]:
-        """Those of the orders that exist, in one statement."""
+        """Those of the orders that exist, read in one query (not kept: `load_orders`)."""
         if not order_ids:
             return []
-        rows = self.conn.execute(select(t.orders).where(t.orders.c.order_id.in_(order_ids)))
+        ids = {"ids": list(order_ids)}
+        if self.is_postgres:
+            rows = _BY_IDS_POSTGRES.orders.all(self.conn, ids)
+        else:
+            rows = self.conn.execute(_BY_IDS_SQLITE.orders, ids)
         return [order_from_row(row) for row in rows]
 
     def lock_orders(self, order_ids: Collection[str]) -> None:
@@ -487,13 +491,8 @@ class Repository:
 
     def load_orders(self, order_ids: Collection[str]) -> None:
         """Read these orders in one query; `get_order` then answers from memory."""
-        ids = {"ids": list(order_ids)}
-        if self.is_postgres:
-            rows = _BY_IDS_POSTGRES.orders.all(self.conn, ids)
-        else:
-            rows = self.conn.execute(_BY_IDS_SQLITE.orders, ids)
-        for row in rows:
-            self._orders[row.order_id] = order_from_row(row)
+        for order in self.get_orders(order_ids):
+            self._orders[order.order_id] = order
 
     def save_order(self, order: Order, now: datetime) -> bool:
         """Insert or replace; True when the order is new."""
