@@ -179,9 +179,20 @@ def ensure_wrk() -> str:
 
 
 def run_wrk(
-    wrk: str, script: str, port: int, seconds: float, env: dict[str, str]
+    wrk: str,
+    script: str,
+    port: int,
+    seconds: float,
+    env: dict[str, str],
+    *,
+    server_pid: int,
+    postgres: bool,
 ) -> dict[str, Any]:
-    """One wrk run (1 thread, CONNECTIONS connections); rates count 2xx answers only."""
+    """One wrk run (1 thread, CONNECTIONS connections); rates count 2xx answers only. Also
+    the CPU seconds that wrk, the server (`server_pid`) and, with `postgres`, the PostgreSQL
+    server used meanwhile."""
+    server_cpu = proc_cpu_seconds(server_pid)
+    postgres_cpu = postgres_cpu_seconds() if postgres else 0.0
     command = [
         wrk,
         "-t1",
@@ -204,6 +215,8 @@ def run_wrk(
     out = process.stdout.read()
     errors = process.stderr.read()
     code, cpu = cpu_seconds_of(process)
+    server_cpu = proc_cpu_seconds(server_pid) - server_cpu
+    postgres_cpu = postgres_cpu_seconds() - postgres_cpu if postgres else 0.0
     line = next((x for x in out.splitlines() if x.startswith("BENCH_JSON ")), None)
     if code != 0 or line is None:
         raise RuntimeError(f"wrk failed ({code}): {out}\n{errors}")
@@ -214,6 +227,8 @@ def run_wrk(
         p50_ms=result["p50_us"] / 1000,
         p99_ms=result["p99_us"] / 1000,
         loadgen_cpu_s=cpu,
+        server_cpu_s=server_cpu,
+        postgres_cpu_s=postgres_cpu,
         seconds=duration,
         errors_text=errors.strip(),
     )
@@ -612,6 +627,32 @@ def cpu_note(fired: Run, pgbench: Run) -> str:
     )
 
 
+def http_cpu_note(name: str, run: dict[str, Any], ceiling: dict[str, Any], goal: float) -> str:
+    """What a request of `run` and of its `ceiling` cost in CPU (the server's, PostgreSQL's,
+    wrk's), and the most requests per second that work allows on this machine's cores even
+    if it were spread over all of them and the load generator cost nothing."""
+
+    def each(result: dict[str, Any], key: str) -> float:
+        return float(result[key]) / max(int(result["requests"]), 1) * 1e6
+
+    def cost(result: dict[str, Any]) -> str:
+        text = f"{each(result, 'server_cpu_s'):,.0f} µs"
+        if result["postgres_cpu_s"] > 0:
+            text += f" + PostgreSQL {each(result, 'postgres_cpu_s'):,.0f} µs"
+        return text
+
+    cores = len(os.sched_getaffinity(0))
+    ours = each(run, "server_cpu_s") + each(run, "postgres_cpu_s")
+    most = cores * 1e6 / ours
+    needed = cores * 1e6 / (goal * ceiling["rate"])
+    return (
+        f"{name}: CPU per request: the server {cost(run)}, wrk {each(run, 'loadgen_cpu_s'):,.0f} "
+        f"µs; the ceiling app {cost(ceiling)}. Spread over all {cores} cores, with wrk costing "
+        f"nothing, this work allows at most {most:,.0f} req/s ({most / ceiling['rate']:.0%} of "
+        f"the ceiling); {goal:.0%} of the ceiling needs at most {needed:,.0f} µs a request"
+    )
+
+
 # --------------------------------------------------------------------------- one backend
 
 
@@ -634,6 +675,7 @@ def bench_backend(
     writes_from = count // 2  # reads use the orders below, writes those above
     extra: dict[str, Any] = {}
     with serving(command, backend.env(), port, backend.workdir / "serve.log") as pid:
+        on_server: dict[str, Any] = {"server_pid": pid, "postgres": not backend.is_sqlite}
         constant = http_raw(port, f"/v1/orders/{data.PREFIX}_0/eligibility")
         constant_file = backend.workdir / "eligibility.json"
         constant_file.write_bytes(constant)
@@ -656,6 +698,7 @@ def bench_backend(
                 "BENCH_PREFIX": data.PREFIX,
                 "BENCH_COUNT": str(min(writes_from, 50_000)),
             },
+            **on_server,
         )
         log(f"  {reads['rate']:,.0f} req/s, p99 {reads['p99_ms']:.1f} ms")
         log(f"{backend.name}: case actions, {seconds:.0f} s")
@@ -671,6 +714,7 @@ def bench_backend(
                 "BENCH_FULL_REFUND": str(data.FULL_REFUND),
                 "BENCH_COUNTER_AMOUNT": str(COUNTER_AMOUNT),
             },
+            **on_server,
         )
         log(
             f"  {writes['rate']:,.0f} req/s, p50 {writes['p50_ms']:.1f} ms, "
@@ -690,16 +734,31 @@ def bench_backend(
         sys.executable, "-m", "uvicorn", "bench.ceiling_app:app",
         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
     ]  # fmt: skip
-    with serving(command, ceiling_env, port, backend.workdir / "ceiling.log"):
+    with serving(command, ceiling_env, port, backend.workdir / "ceiling.log") as ceiling_pid:
+        on_server = {"server_pid": ceiling_pid, "postgres": not backend.is_sqlite}
         log(f"{backend.name}: ceiling, one INSERT per request, {seconds:.0f} s")
-        insert_ceiling = run_wrk(wrk, "post.lua", port, seconds, {"BENCH_PATH": "/insert"})
+        insert_ceiling = run_wrk(
+            wrk, "post.lua", port, seconds, {"BENCH_PATH": "/insert"}, **on_server
+        )
         log(f"  {insert_ceiling['rate']:,.0f} req/s, p99 {insert_ceiling['p99_ms']:.1f} ms")
         log(f"{backend.name}: ceiling, constant JSON of {len(constant)} bytes, {seconds:.0f} s")
         constant_ceiling = run_wrk(
-            wrk, "get.lua", port, seconds, {"BENCH_PATH": "/constant", "BENCH_COUNT": "1"}
+            wrk,
+            "get.lua",
+            port,
+            seconds,
+            {"BENCH_PATH": "/constant", "BENCH_COUNT": "1"},
+            **on_server,
         )
         log(f"  {constant_ceiling['rate']:,.0f} req/s")
-    extra.update(insert_ceiling=insert_ceiling, constant_ceiling=constant_ceiling)
+    extra.update(
+        insert_ceiling=insert_ceiling,
+        constant_ceiling=constant_ceiling,
+        http_cpu=[
+            http_cpu_note("writes", writes, insert_ceiling, 0.60),
+            http_cpu_note("eligibility", reads, constant_ceiling, 0.50),
+        ],
+    )
 
     scaled = "" if count == 1_000_000 else f"{count:,} orders, scaled from 1,000,000"
     figures = [
@@ -814,6 +873,8 @@ def main() -> None:
             f"scripts in bench/wrk/; it used {cpu:.1f} s CPU over {wall:.0f} s of load "
             f"({cpu / wall:.0%} of one core)\n"
         )
+        for note in result["http_cpu"]:
+            print(f"{note}\n")
         if "deadlines_cpu" in result:
             print(f"deadlines: {result['deadlines_cpu']}\n")
     print(f"total {total:.0f} s; work files in {workdir}")

@@ -6,7 +6,7 @@ import os
 import time
 
 import pytest
-from bench.run import Run, cpu_note, proc_cpu_seconds
+from bench.run import Run, cpu_note, http_cpu_note, proc_cpu_seconds
 
 
 def test_a_process_cpu_time_grows_with_its_work() -> None:
@@ -38,3 +38,31 @@ def test_a_server_not_on_this_machine_is_said_so_not_divided_by() -> None:
         "CPU per fired deadline: the workers 600 µs; PostgreSQL's not measured "
         "(its processes are not on this machine)"
     )
+
+
+def test_the_http_note_bounds_a_figure_by_its_cpu_on_all_cores(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    writes = {"requests": 10_000, "rate": 1_000.0, "server_cpu_s": 6.0, "postgres_cpu_s": 2.0,
+              "loadgen_cpu_s": 0.5}  # fmt: skip
+    ceiling = {"requests": 40_000, "rate": 4_000.0, "server_cpu_s": 6.0, "postgres_cpu_s": 4.0,
+               "loadgen_cpu_s": 1.0}  # fmt: skip
+    note = http_cpu_note("writes", writes, ceiling, 0.60)
+    assert note.startswith(
+        "writes: CPU per request: the server 600 µs + PostgreSQL 200 µs, wrk 50 µs; "
+        "the ceiling app 150 µs + PostgreSQL 100 µs."
+    )
+    # 2 cores / 800 µs = 2,500 req/s, 62 % of 4,000; 60 % of it is 2,400/s: 833 µs each
+    assert note.endswith(
+        "at most 2,500 req/s (62% of the ceiling); 60% of the ceiling needs at most 833 µs "
+        "a request"
+    )
+
+
+def test_the_http_note_leaves_out_a_database_that_used_no_cpu() -> None:
+    reads = {"requests": 1_000, "rate": 100.0, "server_cpu_s": 0.25, "postgres_cpu_s": 0.0,
+             "loadgen_cpu_s": 0.01}  # fmt: skip
+    note = http_cpu_note("eligibility", reads, reads, 0.50)
+    assert "the server 250 µs, wrk 10 µs; the ceiling app 250 µs." in note
+    assert "PostgreSQL" not in note
