@@ -606,3 +606,27 @@ def test_a_method_the_path_does_not_take_is_refused_with_a_named_code(api: Api) 
         "message": "Method Not Allowed",
         "param": None,
     }
+
+
+def test_order_times_out_of_order_are_refused_and_change_nothing(api: Api) -> None:
+    placed = "2026-03-10T10:00:00Z"
+    for field, value in (
+        ("shipped_at", "2026-03-09T10:00:00Z"),  # shipped before it was placed
+        ("delivered_at", "2026-03-09T10:00:00+00:00"),  # delivered before it was shipped
+        ("promised_delivery_by", "2026-03-10T09:59:59Z"),
+    ):
+        times = {"placed_at": placed, "shipped_at": placed, "delivered_at": "2026-03-12T00:00Z",
+                 "promised_delivery_by": "2026-03-20T00:00Z"}  # fmt: skip
+        body = order_body(**{**times, field: value})
+
+        response = api.client.put("/v1/orders/o_times", json=body, headers=api.auth())
+
+        error = error_of(response, 400, "invalid_request", "times_out_of_order")
+        assert error["param"] == field
+        got = api.client.get("/v1/orders/o_times", headers=api.auth())
+        assert got.status_code == 404
+    # equal times are in order
+    names = ("placed_at", "shipped_at", "delivered_at", "promised_delivery_by")
+    same = dict.fromkeys(names, placed)
+    response = api.client.put("/v1/orders/o_times", json=order_body(**same), headers=api.auth())
+    assert response.status_code == 201, response.text

@@ -117,10 +117,14 @@ def test_bad_lines_are_reported_with_their_numbers_and_the_rest_imported(
     duplicate_lines = _record("o_duplicate")
     duplicate_lines["lines"][1]["line_id"] = "l1"
     no_order_id = order_body()
+    delivered_first = _record(
+        "o_delivered_first", shipped_at="2026-03-05T00:00:00Z", delivered_at="2026-03-04T00:00:00Z"
+    )
     file = _jsonl(
         tmp_path / "orders.jsonl",
-        [good, string_quantity, "{not json", duplicate_lines, no_order_id, _record("o_last")],
-    )
+        [good, string_quantity, "{not json", duplicate_lines, no_order_id, delivered_first,
+         _record("o_last")],
+    )  # fmt: skip
 
     result = _import(database_url, tmp_path, file)
 
@@ -129,8 +133,10 @@ def test_bad_lines_are_reported_with_their_numbers_and_the_rest_imported(
     assert f"{file}:3: " in result.output
     assert f"{file}:4: lines: line_id must be unique" in result.output
     assert f"{file}:5: order_id:" in result.output
+    assert f"{file}:6: delivered_at: delivered_at must not be before shipped_at" in result.output
     assert "imported 2 orders" in result.output
-    assert "4 bad" in result.output
+    assert "5 bad" in result.output
+    assert _order(database_url, "o_delivered_first") is None
     assert _order(database_url, "o_good") is not None
     assert _order(database_url, "o_last") is not None
     assert _order(database_url, "o_bad_quantity") is None

@@ -181,8 +181,18 @@ def test_r1_full_refund_is_the_price_times_quantity_plus_the_shipping_share() ->
 
 
 def test_r1_refund_for_part_of_a_line_gets_that_part_of_the_shipping_share() -> None:
+    # half of l1's 241 of shipping, rounded up
     verdict = _judge(_two_line_order(), "damaged", DELIVERED, quantity=1)
-    assert verdict.max_refund == Money(1000 + 120, "USD")
+    assert verdict.max_refund == Money(1000 + 121, "USD")
+
+
+def test_r1_a_line_claimed_unit_by_unit_gives_back_all_that_was_paid_for_it() -> None:
+    first = _judge(_two_line_order(), "damaged", DELIVERED, quantity=1).max_refund
+    second = _judge(
+        _two_line_order(), "damaged", DELIVERED, quantity=1, already_refunded=first.amount
+    ).max_refund
+    assert (first.amount, second.amount) == (1121, 1120)
+    assert first.amount + second.amount == 2000 + 241  # what was paid for l1, not a unit less
 
 
 def test_r1_damaged_offers_a_refund_with_or_without_return_or_a_replacement() -> None:

@@ -145,7 +145,7 @@ COMMON = [
     _record(title_with="extra fields are ignored", notes={"deep": [1, 2.5, None]}),
     _record(order_id="ö" * 200, buyer_id="😀" * 200, seller_id='s\tx\ny\\z"q'),
     _record(placed_at="1970-01-01T00:00:00Z", delivered_at="8999-12-31T23:59:59.999999Z"),
-    _record(placed_at="2028-02-29T23:59:59.5+14:00", shipped_at="2026-03-01T10:00:00-23:59"),
+    _record(placed_at="2024-02-29T23:59:59.5+14:00", shipped_at="2026-03-01T10:00:00-23:59"),
     _record(lines=[{"line_id": f"l{n}", "quantity": 1, "unit_amount": 1} for n in range(500)]),
     _record(shipping_amount=10**15 - 2599 - 2600),
 ]

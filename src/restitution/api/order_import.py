@@ -237,15 +237,21 @@ def _quick_row(body: dict[str, Any]) -> Row:
     lines_total, lines_json = _quick_lines(body.get("lines"))
     if shipping_amount + lines_total > MAX_AMOUNT:
         raise _Unsure
+    placed = _moment(body.get("placed_at"))
+    shipped = _optional(_moment, body.get("shipped_at"))
+    delivered = _optional(_moment, body.get("delivered_at"))
+    promised = _optional(_moment, body.get("promised_delivery_by"))
+    if not _in_order(placed, shipped, delivered) or not _in_order(placed, promised):
+        raise _Unsure  # `check_times` says which
     return (  # in `bulk.ROW_COLUMNS` order
         _text(body.get("order_id"), MAX_ORDER_ID_LENGTH, min_length=1),
         _id(body.get("buyer_id")),
         _id(body.get("seller_id")),
         _pattern(_CURRENCY, body.get("currency")),
-        _moment(body.get("placed_at")),
-        _optional(_moment, body.get("shipped_at")),
-        _optional(_moment, body.get("delivered_at")),
-        _optional(_moment, body.get("promised_delivery_by")),
+        placed,
+        shipped,
+        delivered,
+        promised,
         shipping_amount,
         _text(payment.get("method"), PAYMENT_METHOD_LENGTH, min_length=1),
         _optional_text(payment.get("reference"), SHORT_TEXT),
@@ -378,6 +384,13 @@ def _boolean(value: Any) -> bool:
     if type(value) is not bool:
         raise _Unsure
     return value
+
+
+def _in_order(*moments: str | None) -> bool:
+    """The times given (`_moment`'s texts, of one width: they sort as the times do) are in
+    order."""
+    known = [moment for moment in moments if moment is not None]
+    return known == sorted(known)
 
 
 def _moment(value: Any) -> str:

@@ -20,7 +20,7 @@ from restitution.domain.advice import Advice, describe_moment
 from restitution.domain.errors import InvalidInput, PolicyViolation
 from restitution.domain.history import format_optional_time
 from restitution.domain.money import Money
-from restitution.domain.orders import Order, OrderLine
+from restitution.domain.orders import Order, OrderLine, part_of_share
 from restitution.domain.policy import REASONS, Clause, Policy
 
 FULL_REFUND = "full_refund"
@@ -290,8 +290,7 @@ def _max_refund(order: Order, line: OrderLine, quantity: int, already_refunded: 
         left = order.paid_for_line(line_id) - Money(already_refunded, order.currency)
         return min(order.full_refund_for(line_id, quantity), left)
     share = order.shipping_shares()[line_id]
-    shipping = share if quantity >= line.quantity else share * quantity // line.quantity
-    full = unit * quantity + shipping
+    full = unit * quantity + part_of_share(share, quantity, line.quantity)
     paid_left = unit * line.quantity + share - already_refunded
     return Money(paid_left if paid_left < full else full, order.currency)
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from functools import cached_property
+from itertools import pairwise
 from typing import Any
 
-from restitution.domain.errors import Conflict
+from restitution.domain.errors import Conflict, InvalidInput
 from restitution.domain.money import Money, allocate
 
 
@@ -101,12 +102,12 @@ class Order:
     def full_refund_for(self, line_id: str, quantity: int) -> Money:
         """A full refund for `quantity` units: their price and their share of shipping.
 
-        Returning every unit gives back the whole shipping share; part of the units
-        gives back that fraction of it, rounded down, so that the parts never exceed it.
+        Returning every unit gives back the whole shipping share; part of the units gives
+        back that fraction of it (`part_of_share`). What the parts may take together is
+        capped by what was paid for the line (eligibility's `max_refund`).
         """
         line = self._line_or_raise(line_id)
-        share = self._shipping_shares[line_id]
-        shipping = share if quantity >= line.quantity else share * quantity // line.quantity
+        shipping = part_of_share(self._shipping_shares[line_id], quantity, line.quantity)
         return Money(line.unit_amount * quantity + shipping, self.currency)
 
     def _line_or_raise(self, line_id: str) -> OrderLine:
@@ -114,6 +115,39 @@ class Order:
         if line is None:
             raise KeyError(line_id)
         return line
+
+
+_TIMELINE = ("placed_at", "shipped_at", "delivered_at")
+
+
+def check_times(order: Order) -> None:
+    """An order is shipped after it is placed and delivered after it is shipped; a promise
+    of delivery is made for after it was placed. Out of order, the windows counted from
+    them (W1, W3) would be wrong."""
+    given = [(name, getattr(order, name)) for name in _TIMELINE]
+    known = [(name, moment) for name, moment in given if moment is not None]
+    for (earlier, first), (later, second) in pairwise(known):
+        if second < first:
+            raise InvalidInput(
+                "times_out_of_order", f"{later} must not be before {earlier}", param=later
+            )
+    promised = order.promised_delivery_by
+    if promised is not None and promised < order.placed_at:
+        raise InvalidInput(
+            "times_out_of_order",
+            "promised_delivery_by must not be before placed_at",
+            param="promised_delivery_by",
+        )
+
+
+def part_of_share(share: int, quantity: int, of: int) -> int:
+    """`quantity` units' part of a line's shipping `share` (for `of` units), rounded up: a
+    line claimed unit by unit gives back its whole share, the last claim being capped by
+    what is left of the line's payment. Rounded down, the rounding would be lost: 241 for
+    two units would give back 120 twice."""
+    if quantity >= of:
+        return share
+    return -(-share * quantity // of)
 
 
 def paid_terms(order: Order) -> dict[str, object]:

@@ -11,7 +11,7 @@ from restitution.api.present import json_response, order_json
 from restitution.api.routing import api_router
 from restitution.api.schemas import MAX_AMOUNT, OrderIn
 from restitution.domain.errors import InvalidInput
-from restitution.domain.orders import Address, Order, OrderLine, Payment, SellerTerms
+from restitution.domain.orders import Address, Order, OrderLine, Payment, SellerTerms, check_times
 from restitution.services import orders as service
 from restitution.services.parties import PartyContact
 
@@ -45,7 +45,7 @@ def order_from_body(order_id: str, body: OrderIn) -> Order:
         )
     terms = body.seller_terms
     address = terms.return_address
-    return Order(
+    order = Order(
         order_id=order_id,
         buyer_id=body.buyer_id,
         seller_id=body.seller_id,
@@ -85,6 +85,8 @@ def order_from_body(order_id: str, body: OrderIn) -> Order:
         return_shipping_estimate=body.return_shipping_estimate,
         buyer_country=body.buyer_country,
     )
+    check_times(order)
+    return order
 
 
 @router.put(
