@@ -535,6 +535,36 @@ def test_operator_may_confirm_a_refund_it_first_reported_failed(operator_api: Ap
     assert get_case(operator_api, case_id)["outcome"] == "refunded"
 
 
+def test_a_refund_reported_failed_is_retried_by_a_mediator_and_then_confirmed(
+    operator_api: Api,
+) -> None:
+    """With the operator gateway, a retried refund is pending again for the marketplace to
+    execute (told by the `refund.retried` webhook) and confirm."""
+    case_id, refund = _pending_refund(operator_api)
+    path = f"/v1/refunds/{refund['id']}"
+    failed = operator_api.client.post(
+        f"{path}/failed", json={"reason": "card expired"}, headers=operator_api.auth()
+    )
+    assert ok(failed)["status"] == "failed"
+    mediator = operator_api.as_("mediator", "m_1")
+    assert ok(mediator("GET", f"/v1/cases/{case_id}"))["status"] == "refund_pending"
+
+    assert ok(mediator("POST", f"{path}/retry"))["status"] == "pending"
+    operator_api.advance(minutes=5)  # nothing executes it here: the marketplace does
+    assert refunds(operator_api, case_id)[0]["status"] == "pending"
+    confirmed = operator_api.client.post(f"{path}/succeeded", headers=operator_api.auth())
+
+    assert ok(confirmed)["status"] == "succeeded"
+    final = get_case(operator_api, case_id)
+    assert (final["status"], final["outcome"], final["refunded"]) == (
+        "resolved",
+        "refunded",
+        usd(FULL_L1),
+    )
+    types = event_types(operator_api, case_id)
+    assert types[-3:] == ["refund.failed", "refund.retried", "refund.succeeded"], types
+
+
 def test_withdrawal_is_refused_once_the_refund_is_pending(operator_api: Api) -> None:
     case_id, _ = _pending_refund(operator_api)
 

@@ -164,6 +164,7 @@ class Endpoint:
     path: str
     json: Any = None
     operator_only: bool = False
+    operator_or_mediator: bool = False
 
 
 ENDPOINTS: dict[str, Endpoint] = {
@@ -209,6 +210,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     "refund_failed": Endpoint(
         "POST", "/v1/refunds/{rfd}/failed", {"reason": "bounced"}, operator_only=True
     ),
+    "refund_retry": Endpoint("POST", "/v1/refunds/{rfd}/retry", operator_or_mediator=True),
     "party_tokens": Endpoint(
         "POST", "/v1/party_tokens", {"role": "mediator", "party_id": "m_1"}, operator_only=True
     ),
@@ -233,6 +235,10 @@ def expected_refusal(endpoint_name: str, who: str) -> int | None:
     endpoint = ENDPOINTS[endpoint_name]
     if endpoint.operator_only:
         return 403
+    if endpoint.operator_or_mediator:
+        # Buyers and sellers never may, whoever's it is; the world's refund is pending on a
+        # case never escalated, which mediators do not see.
+        return 404 if who == "mediator" else 403
     if endpoint_name == "open_case":
         # Only a buyer opens cases; another buyer may not even see the order.
         return {"other_buyer": 404, "own_buyer": None}.get(who, 403)
@@ -257,6 +263,8 @@ POSTGRES_SAMPLE = {
     ("attachment", "other_seller"),
     ("put_order", "own_buyer"),
     ("refund_succeeded", "own_seller"),
+    ("refund_retry", "own_buyer"),
+    ("refund_retry", "mediator"),
     ("list_webhooks", "mediator"),
 }
 PARAMS = [
@@ -328,8 +336,18 @@ def test_what_is_not_yours_answers_as_what_does_not_exist(
     theirs = call(endpoint.method, world.fill(endpoint.path), json=endpoint.json)
     missing = call(endpoint.method, missing_path, json=missing_body)
 
-    named = {world.case_id: "<case>", world.attachment_id: "<att>", "o_1": "<order>"}
-    unknown = {MISSING.case_id: "<case>", MISSING.attachment_id: "<att>", "o_missing": "<order>"}
+    named = {
+        world.case_id: "<case>",
+        world.attachment_id: "<att>",
+        world.refund_id: "<rfd>",
+        "o_1": "<order>",
+    }
+    unknown = {
+        MISSING.case_id: "<case>",
+        MISSING.attachment_id: "<att>",
+        MISSING.refund_id: "<rfd>",
+        "o_missing": "<order>",
+    }
     assert _error_naming(theirs, named) == _error_naming(missing, unknown)
 
 
@@ -365,7 +383,7 @@ UNAUTHENTICATED = [
     pytest.param(
         "postgres", name, "expired_token", id=f"postgres-{name}", marks=pytest.mark.postgres
     )
-    for name in ("get_case", "accept", "attachment", "refund_succeeded")
+    for name in ("get_case", "accept", "attachment", "refund_succeeded", "refund_retry")
 ]
 
 

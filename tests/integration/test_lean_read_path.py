@@ -34,7 +34,7 @@ def test_an_order_without_cases_claims_nothing(api: Api) -> None:
         "l1",
         "l2",
     ]
-    assert (claims.granted, claims.open_lines, claims.escalated) == ({}, set(), False)
+    assert (claims.granted, claims.open_lines, claims.seen_by_mediators) == ({}, set(), False)
     assert claims_of(api.app, "o_nope") is None
 
 
@@ -54,7 +54,7 @@ def test_claims_sum_what_every_case_granted_per_line(api: Api) -> None:
     claims = claims_of(api.app, "o_1")
     assert claims is not None
     assert claims.granted == {"l1": FULL_L1, "l2": 0} and claims.open_lines == {"l2"}
-    assert not claims.escalated
+    assert not claims.seen_by_mediators
     buyer(api, second["id"], "withdraw")
     claims = claims_of(api.app, "o_1")
     assert claims is not None and claims.open_lines == set() and claims.granted["l2"] == 0
@@ -63,7 +63,7 @@ def test_claims_sum_what_every_case_granted_per_line(api: Api) -> None:
 def test_an_escalated_case_shows_the_order_to_mediators(api: Api) -> None:
     escalated_case(api)
     claims = claims_of(api.app, "o_1")
-    assert claims is not None and claims.escalated and claims.open_lines == {"l1"}
+    assert claims is not None and claims.seen_by_mediators and claims.open_lines == {"l1"}
     mediator = api.as_("mediator", "m_1")
     assert mediator("GET", "/v1/orders/o_1/eligibility").status_code == 200
     assert ok(mediator("GET", "/v1/orders/o_1"))["order_id"] == "o_1"
@@ -118,7 +118,7 @@ def test_reads_asked_together_on_the_servers_loop_go_as_one_statement(api: Api) 
 
     assert api.client.portal is not None  # the server's loop, where its pool was opened
     found, checkouts = api.client.portal.call(together)
-    assert found == expected and found[0] is not None and found[0].escalated
+    assert found == expected and found[0] is not None and found[0].seen_by_mediators
     assert checkouts == 1
 
 

@@ -19,6 +19,7 @@ from restitution.web import sessions
 from tests.integration.case_steps import agree_on_return
 from tests.integration.conftest import PNG, Api
 from tests.integration.test_authz_matrix import snapshot
+from tests.integration.test_refund_execution import FakeGateway
 
 
 def signed_in(api: Api, role: str, party_id: str) -> TestClient:
@@ -220,6 +221,46 @@ def test_every_page_renders_for_its_party(api: Api) -> None:
     assert attachment is not None
     image = mediator.get(f"/console/attachments/{attachment.group(1)}")
     assert image.status_code == 200 and image.headers["content-type"] == "image/png"
+
+
+def test_a_mediator_opens_a_failed_refund_from_its_e_mail_and_retries_it(api: Api) -> None:
+    api.app.settings = api.app.settings.model_copy(update={"refund_max_attempts": 1})
+    api.app.refund_gateway = FakeGateway(failures=1)  # its first attempt fails, for good
+    api.put_order()
+    case_id = api.open_case().json()["id"]
+    accepted = api.as_("seller", "s_1")("POST", f"/v1/cases/{case_id}/accept")
+    assert accepted.status_code == 200, accepted.text
+    mediator = signed_in(api, "mediator", "m_1")
+
+    page = mediator.get(f"/console/cases/{case_id}")  # the link of the refund_failed e-mail
+
+    assert page.status_code == 200
+    assert "The refund failed" in page.text and "Retry the refund" in page.text
+    assert f"/console/cases/{case_id}" in mediator.get("/console/?status=refund_pending").text
+    buyer = signed_in(api, "buyer", "b_1")
+    buyer_page = buyer.get(f"/portal/cases/{case_id}")
+    assert "Retry the refund" not in buyer_page.text
+    refund_id = re.search(r'name="refund_id" value="(rfd_\w+)"', page.text)
+    assert refund_id is not None
+    form = {"csrf_token": csrf(buyer_page), "refund_id": refund_id.group(1)}
+    before = snapshot(api)
+    refused = buyer.post(f"/portal/cases/{case_id}/retry_refund", data=form)
+    assert refused.status_code == 403 and "only the operator or a mediator" in refused.text
+    assert snapshot(api) == before
+
+    retried = mediator.post(
+        f"/console/cases/{case_id}/retry_refund",
+        data={"csrf_token": csrf(page), "refund_id": refund_id.group(1)},
+        follow_redirects=False,
+    )
+
+    assert retried.status_code == 303, retried.text
+    page = mediator.get(f"/console/cases/{case_id}")
+    assert "asked for the refund to be tried again" in page.text
+    assert "Retry the refund" not in page.text  # pending again
+    api.advance(seconds=1)  # the gateway, fixed, is asked again
+    case = api.as_("operator")("GET", f"/v1/cases/{case_id}").json()
+    assert (case["status"], case["outcome"]) == ("resolved", "refunded")
 
 
 def test_the_overview_counts_deadlines_failing_to_fire(api: Api) -> None:

@@ -4,6 +4,7 @@ mediators, and return postage reimbursed when the seller pays return shipping (S
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 import pytest
@@ -22,6 +23,7 @@ from tests.integration.case_steps import (
     agree_on_return,
     buyer,
     event_types,
+    events,
     get_case,
     ok,
     open_case,
@@ -29,6 +31,9 @@ from tests.integration.case_steps import (
     seller,
 )
 from tests.integration.conftest import Api
+from tests.integration.test_authz_matrix import snapshot
+
+MAX_ATTEMPTS = 3
 
 
 @dataclass
@@ -211,3 +216,167 @@ def test_a_case_changed_before_the_gateway_answers_is_settled_as_stored(api: Api
     types = event_types(api, case["id"])
     assert types[-2:] == ["case.message_posted", "refund.succeeded"], types
     assert audit.verify(api.app, case["id"]).broken == []
+
+
+# --------------------------------------------------------------------------- retry
+
+
+def _failed_for_good(api: Api, gateway: FakeGateway) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A case whose refund `gateway` failed `MAX_ATTEMPTS` times, mediators told: (case, refund)."""
+    api.app.settings = api.app.settings.model_copy(
+        update={"refund_max_attempts": MAX_ATTEMPTS, "mediator_email": "team@example.com"}
+    )
+    api.app.refund_gateway = gateway
+    case = open_case(api)
+    seller(api, case["id"], "accept")
+    for _ in range(MAX_ATTEMPTS):
+        api.advance(minutes=5)
+    [refund] = refunds(api, case["id"])
+    assert (refund["status"], refund["attempts"]) == ("failed", MAX_ATTEMPTS)
+    assert get_case(api, case["id"])["status"] == "refund_pending"
+    return case, refund
+
+
+def _retry(api: Api, refund_id: str, role: str = "operator", party_id: str | None = None) -> Any:
+    return api.as_(role, party_id)("POST", f"/v1/refunds/{refund_id}/retry")
+
+
+def _outbox_types(api: Api) -> list[str]:
+    with api.app.db.transaction(write=False) as conn:
+        return list(conn.execute(select(t.outbox.c.type).order_by(t.outbox.c.id)).scalars())
+
+
+def test_a_mediator_opens_the_case_of_a_failed_refund_and_retries_it(api: Api) -> None:
+    gateway = FakeGateway(failures=MAX_ATTEMPTS)  # until the marketplace fixes its provider
+    case, refund = _failed_for_good(api, gateway)
+    rid = refund["id"]
+    mediator = api.as_("mediator", "m_1")
+    # The e-mail's link, and what the case page reads: the case, its timeline, its order.
+    assert ok(mediator("GET", f"/v1/cases/{case['id']}"))["status"] == "refund_pending"
+    timeline = ok(mediator("GET", f"/v1/cases/{case['id']}/events?limit=100"))["data"]
+    assert timeline[-1]["type"] == "refund.failed"
+    assert ok(mediator("GET", "/v1/orders/o_1"))["order_id"] == "o_1"
+
+    retried = ok(_retry(api, rid, "mediator", "m_1"))
+    assert (retried["id"], retried["status"], retried["attempts"]) == (rid, "pending", 3)
+    last = events(api, case["id"])[-1]
+    assert (last["type"], last["actor"], last["actor_id"]) == ("refund.retried", "mediator", "m_1")
+    assert last["data"]["refund_id"] == rid
+    assert _outbox_types(api)[-1] == "refund.retried"
+
+    api.advance(seconds=1)  # the next sweep: due at once
+    [settled] = refunds(api, case["id"])
+    assert (settled["status"], settled["attempts"]) == ("succeeded", 4)
+    # The keys go on numbering: the gateway never sees one again, and pays once.
+    assert gateway.calls == [f"{rid}:{n}" for n in range(1, 5)]
+    assert gateway.refunded == {f"{rid}:4": FULL_L1}
+    resolved = get_case(api, case["id"])
+    assert (resolved["status"], resolved["outcome"]) == ("resolved", "refunded")
+    assert resolved["refunded"]["amount"] == settled["amount"]["amount"] == FULL_L1
+    assert resolved["refunded"]["amount"] <= resolved["refundable"]["amount"]
+    assert audit.verify(api.app, case["id"]).broken == []
+
+
+def test_a_retried_refund_that_still_fails_fails_again_after_as_many_attempts(api: Api) -> None:
+    gateway = FakeGateway(failures=99)
+    case, refund = _failed_for_good(api, gateway)
+    rid = refund["id"]
+    assert ok(_retry(api, rid))["status"] == "pending"
+    api.advance(seconds=1)
+    assert refunds(api, case["id"])[0]["status"] == "pending"  # one try of three: back-off
+    for _ in range(MAX_ATTEMPTS):
+        api.advance(minutes=5)
+    [failed] = refunds(api, case["id"])
+    assert (failed["status"], failed["attempts"]) == ("failed", 2 * MAX_ATTEMPTS)
+    assert gateway.calls == [f"{rid}:{n}" for n in range(1, 2 * MAX_ATTEMPTS + 1)]
+    assert gateway.refunded == {}
+    still = get_case(api, case["id"])
+    assert (still["status"], still["refunded"]["amount"]) == ("refund_pending", 0)
+    types = event_types(api, case["id"])
+    assert types[-3:] == ["refund.failed", "refund.retried", "refund.failed"], types
+    retried = next(e for e in events(api, case["id"]) if e["type"] == "refund.retried")
+    assert retried["actor"] == "operator"
+    with api.app.db.transaction(write=False) as conn:
+        templates = list(conn.execute(select(t.emails.c.template)).scalars())
+    assert templates.count("refund_failed") == 2  # the mediators are told each time
+
+
+def test_only_a_failed_refund_is_retried(api: Api) -> None:
+    api.app.refund_gateway = FakeGateway(failures=1)
+    case = open_case(api)
+    seller(api, case["id"], "accept")
+    [refund] = refunds(api, case["id"])
+    assert refund["status"] == "pending"  # failed once, due again after a back-off
+    for expected in ("pending", "succeeded"):
+        before = snapshot(api)
+        refused = _retry(api, refund["id"])
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["error"]["type"] == "conflict"
+        assert refused.json()["error"]["code"] == "refund_not_failed"
+        assert snapshot(api) == before
+        assert refunds(api, case["id"])[0]["status"] == expected
+        api.advance(minutes=5)
+    assert refunds(api, case["id"])[0]["status"] == "succeeded"
+
+
+def test_buyers_and_sellers_may_not_retry_and_others_do_not_see_the_refund(api: Api) -> None:
+    case, refund = _failed_for_good(api, FakeGateway(failures=99))
+    rid = refund["id"]
+    api.put_order("o_2", buyer_id="b_2", seller_id="s_2")
+    parties = (("buyer", "b_1"), ("seller", "s_1"), ("buyer", "b_2"), ("seller", "s_2"))
+    for role, party_id in (*parties, ("mediator", "m_1")):
+        api.auth(role, party_id)  # every token minted before the snapshot
+    before = snapshot(api)
+    for role, party_id in parties:
+        for refund_id in (rid, "rfd_missing"):  # the same answer, whoever's refund it is
+            refused = _retry(api, refund_id, role, party_id)
+            assert refused.status_code == 403, refused.text
+            assert refused.json()["error"]["code"] == "operator_or_mediator_only"
+    for role, party_id in (("mediator", "m_1"), ("operator", None)):
+        missing = _retry(api, "rfd_missing", role, party_id)
+        assert missing.status_code == 404, missing.text
+        assert missing.json()["error"]["code"] == "resource_missing"
+    assert snapshot(api) == before
+    assert get_case(api, case["id"])["status"] == "refund_pending"
+
+
+def test_a_mediator_does_not_see_a_pending_refund_on_a_case_not_escalated(api: Api) -> None:
+    api.app.refund_gateway = FakeGateway(failures=1)
+    case = open_case(api)
+    seller(api, case["id"], "accept")
+    [refund] = refunds(api, case["id"])
+    mediator = api.as_("mediator", "m_1")
+    assert _retry(api, refund["id"], "mediator", "m_1").status_code == 404
+    assert mediator("GET", f"/v1/cases/{case['id']}").status_code == 404
+    assert ok(mediator("GET", "/v1/refunds"))["data"] == []
+
+
+def test_mediators_see_the_cases_of_failed_refunds_and_no_other(api: Api) -> None:
+    failed_case, refund = _failed_for_good(api, FakeGateway(failures=99))
+    api.put_order("o_2")
+    other = ok(api.open_case("o_2"), 201)
+    mediator = api.as_("mediator", "m_1")
+    listed = ok(mediator("GET", "/v1/cases?limit=100"))["data"]
+    assert [c["id"] for c in listed] == [failed_case["id"]]
+    assert mediator("GET", f"/v1/cases/{other['id']}").status_code == 404
+    assert mediator("GET", f"/v1/cases/{other['id']}/events").status_code == 404
+    assert mediator("GET", "/v1/orders/o_2").status_code == 404
+    assert [r["id"] for r in ok(mediator("GET", "/v1/refunds"))["data"]] == [refund["id"]]
+    # Retried, the refund is pending again: the mediator still follows the case.
+    ok(_retry(api, refund["id"], "mediator", "m_1"))
+    assert ok(mediator("GET", f"/v1/cases/{failed_case['id']}"))["id"] == failed_case["id"]
+    assert [r["id"] for r in ok(mediator("GET", "/v1/refunds"))["data"]] == [refund["id"]]
+
+
+def test_a_retry_sent_again_with_its_idempotency_key_is_answered_as_the_first(api: Api) -> None:
+    _, refund = _failed_for_good(api, FakeGateway(failures=99))
+    mediator = api.as_("mediator", "m_1")
+    path = f"/v1/refunds/{refund['id']}/retry"
+    first = mediator("POST", path, headers={"Idempotency-Key": "retry-1"})
+    again = mediator("POST", path, headers={"Idempotency-Key": "retry-1"})
+    assert first.status_code == again.status_code == 200, again.text
+    assert again.json() == first.json()
+    assert again.headers.get("idempotent-replayed") == "true"
+    other_key = mediator("POST", path, headers={"Idempotency-Key": "retry-2"})
+    assert other_key.status_code == 409
+    assert other_key.json()["error"]["code"] == "refund_not_failed"

@@ -24,6 +24,7 @@ from restitution.domain.cases import (
     OfferTerms,
     PostMessage,
     Reject,
+    RetryRefund,
     SettleRefund,
     ShipReplacement,
     ShipReturn,
@@ -64,6 +65,7 @@ SAMPLE_COMMANDS = {
     "confirm_replacement_delivered": ConfirmReplacementDelivered(),
     "settle_refund": SettleRefund("rfd_1"),
     "fail_refund": FailRefund("rfd_1", "declined"),
+    "retry_refund": RetryRefund("rfd_1"),
     **{action: cls() for action, cls in DEADLINE_COMMANDS.items()},
 }
 
@@ -133,6 +135,42 @@ def test_settling_full_refund_resolves_as_refunded(run, opened):
 def test_operator_may_settle_refund(run, opened):
     case = run(opened, Accept(), SELLER).case
     assert run(case, SettleRefund(), OPERATOR).case.outcome == "refunded"
+
+
+def test_a_failed_refund_is_noted_on_the_case_and_leaves_it_pending(run, opened):
+    case = run(opened, Accept(), SELLER).case
+    failed = run(case, FailRefund("rfd_1", "declined"), SYSTEM)
+    assert failed.case.status == "refund_pending"
+    assert failed.case.refund_failed_at == failed.event.at
+    assert failed.case.escalated_at is None
+
+
+@pytest.mark.parametrize("actor", [MEDIATOR, OPERATOR])
+def test_a_mediator_or_the_operator_retries_a_failed_refund(run, opened, actor):
+    case = run(opened, Accept(), SELLER).case
+    case = run(case, FailRefund("rfd_1", "declined"), SYSTEM).case
+    result = run(case, RetryRefund("rfd_1"), actor)
+    assert result.case.status == "refund_pending"
+    assert result.case.refund_granted == opened.refundable
+    assert (result.event.type, result.event.actor) == ("refund.retried", actor)
+    assert result.event.data["refund_id"] == "rfd_1"
+    # once more, it may fail and be settled as before
+    assert run(result.case, SettleRefund("rfd_1"), SYSTEM).case.outcome == "refunded"
+
+
+def test_a_refund_that_never_failed_is_not_retried(run, opened):
+    case = run(opened, Accept(), SELLER).case
+    with pytest.raises(Conflict) as refused:
+        run(case, RetryRefund("rfd_1"), MEDIATOR)
+    assert refused.value.code == "refund_not_failed"
+
+
+@pytest.mark.parametrize("actor", [BUYER, SELLER, SYSTEM])
+def test_only_a_mediator_or_the_operator_retries_a_refund(run, opened, actor):
+    case = run(opened, Accept(), SELLER).case
+    case = run(case, FailRefund("rfd_1", "declined"), SYSTEM).case
+    with pytest.raises(Forbidden):
+        run(case, RetryRefund("rfd_1"), actor)
 
 
 def test_partial_refund_to_keep_the_item_resolves_as_partially_refunded(run, open_at):

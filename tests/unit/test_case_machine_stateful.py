@@ -38,6 +38,7 @@ from restitution.domain.cases import (
     OfferTerms,
     PostMessage,
     Reject,
+    RetryRefund,
     SettleRefund,
     ShipReplacement,
     ShipReturn,
@@ -112,6 +113,7 @@ COMMANDS = {
     "confirm_replacement_delivered": st.just(ConfirmReplacementDelivered()),
     "settle_refund": st.builds(SettleRefund, st.sampled_from([None, "rfd_1"])),
     "fail_refund": st.builds(FailRefund, st.sampled_from([None, "rfd_1"]), texts),
+    "retry_refund": st.builds(RetryRefund, st.sampled_from([None, "rfd_1"])),
     **{action: st.just(cls()) for action, cls in DEADLINE_COMMANDS.items()},
 }
 

@@ -151,6 +151,8 @@ class Case:
     refunded: Money | None = None
     seller_first_answer_at: datetime | None = None
     escalated_at: datetime | None = None
+    # When a refund of the case last failed: the mediators are told, and see the case from then on.
+    refund_failed_at: datetime | None = None
     return_shipment: Shipment | None = None
     replacement_shipment: Shipment | None = None
     deadline: Deadline | None = None
@@ -329,6 +331,15 @@ class FailRefund(Command):
 
 
 @dataclass(frozen=True)
+class RetryRefund(Command):
+    """A failed refund is asked of the gateway again (say, once the payment provider's
+    credentials are fixed): the grant stands, the case stays in `refund_pending`."""
+
+    action: ClassVar[str] = "retry_refund"
+    refund_id: str | None = None
+
+
+@dataclass(frozen=True)
 class AutoAccept(Command):
     action: ClassVar[str] = "auto_accept"
 
@@ -409,6 +420,13 @@ def _may_escalate(case: Case, actor: Actor, ctx: Context) -> None:
 def _mediator_involved(case: Case, actor: Actor, ctx: Context) -> None:
     if actor.role == "mediator" and case.escalated_at is None:
         raise Forbidden("not_escalated", "mediators take part once a case has been escalated")
+
+
+def _refund_failed(case: Case, actor: Actor, ctx: Context) -> None:
+    """A refund of the case has failed (whether it is failed still, rather than retried
+    already, is its refund row's to say: `services.refunds.retry` checks that)."""
+    if case.refund_failed_at is None:
+        raise Conflict("refund_not_failed", "only a refund that has failed can be retried")
 
 
 def _deadline_due(action: str) -> Guard:
@@ -603,7 +621,12 @@ def _settle_refund(case: Case, cmd: SettleRefund, actor: Actor, ctx: Context) ->
 
 
 def _fail_refund(case: Case, cmd: FailRefund, actor: Actor, ctx: Context) -> EffectResult:
+    case.refund_failed_at = ctx.now
     return "refund.failed", {"refund_id": cmd.refund_id, "reason": cmd.reason}, ("F1",)
+
+
+def _retry_refund(case: Case, cmd: RetryRefund, actor: Actor, ctx: Context) -> EffectResult:
+    return "refund.retried", {"refund_id": cmd.refund_id}, ("F1",)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -825,6 +848,8 @@ TRANSITIONS: dict[tuple[str, str], Transition] = {
         *_rows(("refund_pending",), "settle_refund", ("system", "operator"), _settle_refund,
                ("resolved",)),
         *_rows(("refund_pending",), "fail_refund", ("system", "operator"), _fail_refund, ()),
+        *_rows(("refund_pending",), "retry_refund", ("mediator", "operator"), _retry_refund, (),
+               _refund_failed),
         # the clock: fired by the sweeper when the case's deadline passes (D1…D6)
         *_rows(("awaiting_seller",), "auto_accept", ("system",), _auto_accept, _AGREEMENT,
                _deadline_due("auto_accept")),

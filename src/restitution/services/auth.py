@@ -99,7 +99,13 @@ def can_see_case(principal: Principal, case: Case) -> bool:
         return case.buyer_id == principal.party_id
     if principal.role == "seller":
         return case.seller_id == principal.party_id
-    return principal.role == "mediator" and case.escalated_at is not None
+    return principal.role == "mediator" and seen_by_mediators(case)
+
+
+def seen_by_mediators(case: Case) -> bool:
+    """Mediators see the cases escalated to them, and those whose refund failed: they are
+    told of the failure and may retry the refund (the repository's `_SEEN_BY_MEDIATORS`)."""
+    return case.escalated_at is not None or case.refund_failed_at is not None
 
 
 def can_see_order(principal: Principal, order: Order) -> bool:

@@ -228,13 +228,13 @@ def cases_by_deadline(app: App, principal: Principal, flt: CaseFilter, *, limit:
 
 def _visible(principal: Principal, flt: CaseFilter) -> tuple[CaseFilter, tuple[str, str] | None]:
     """`flt` narrowed to what the principal sees: a party its own cases (the column and
-    its id), a mediator the escalated ones."""
+    its id), a mediator those mediators see."""
     visible_to: tuple[str, str] | None = None
     if principal.role in ("buyer", "seller"):
         assert principal.party_id is not None
         visible_to = (f"{principal.role}_id", principal.party_id)
     if principal.role == "mediator":
-        flt = CaseFilter(**{**flt.__dict__, "escalated_only": True})
+        flt = CaseFilter(**{**flt.__dict__, "for_mediators": True})
     return flt, visible_to
 
 

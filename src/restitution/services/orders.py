@@ -130,7 +130,8 @@ def visible_claims(
 
 
 def may_see_claims(principal: Principal, claims: OrderClaims) -> bool:
-    """Parties see their own orders; mediators the orders of cases escalated to them."""
+    """Parties see their own orders; mediators the orders of the cases they see (escalated
+    to them, or with a refund that failed)."""
     return can_see_order(principal, claims.order) or (
-        principal.role == "mediator" and claims.escalated
+        principal.role == "mediator" and claims.seen_by_mediators
     )

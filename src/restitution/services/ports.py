@@ -64,4 +64,4 @@ class CaseFilter:
     buyer_id: str | None = None
     seller_id: str | None = None
     reason: str | None = None
-    escalated_only: bool = False
+    for_mediators: bool = False  # only the cases mediators see (`auth.can_see_case`)

@@ -9,8 +9,11 @@ committed *before* the gateway is called, so a crash between the call and the ou
 leaves an attempt "in doubt" that is asked again with the same key — a gateway that saw
 the key refunds only once. A failed attempt is retried with back-off; after
 `refund_max_attempts` the refund is `failed`, the case records `refund.failed` and the
-mediators are told. The `operator` gateway waits for the marketplace to confirm
-(`POST /v1/refunds/{id}/succeeded|failed`).
+mediators are told (they see the case from then on). The operator or a mediator may then
+retry it (`POST /v1/refunds/{id}/retry`, once the payment provider is fixed, say): pending
+again, due at once, with `refund_max_attempts` more; its attempts go on counting, so each new
+attempt has a key the gateway never saw, and none it saw is paid twice. The `operator`
+gateway waits for the marketplace to confirm (`POST /v1/refunds/{id}/succeeded|failed`).
 """
 
 from __future__ import annotations
@@ -24,7 +27,16 @@ import structlog
 
 from restitution.adapters.db import refunds as rows
 from restitution.adapters.db.repository import Repository
-from restitution.domain.cases import SYSTEM, Actor, Case, FailRefund, Result, SettleRefund, apply
+from restitution.domain.cases import (
+    SYSTEM,
+    Actor,
+    Case,
+    FailRefund,
+    Result,
+    RetryRefund,
+    SettleRefund,
+    apply,
+)
 from restitution.domain.errors import Conflict, Forbidden
 from restitution.services.auth import Principal, can_see_case, not_found
 from restitution.services.context import App
@@ -193,7 +205,10 @@ def _record_outcome(app: App, claim: _Claim, result: GatewayResult) -> str | Non
         if result.succeeded:
             _finish(app, repo, refund, SYSTEM, succeeded=True, reason="")
             return "succeeded"
-        if claim.attempts >= app.settings.refund_max_attempts:
+        # The attempts since the refund was last retried (all, if never; none, if it was
+        # retried while this one was under way) count against the limit and set the back-off.
+        counted = claim.attempts - refund.attempts_before_retry
+        if counted >= app.settings.refund_max_attempts:
             rows.give_up(conn, refund_id, result.error)
             reason = f"the gateway failed {claim.attempts} times: {result.error or 'no reason'}"
             _finish(app, repo, refund, SYSTEM, succeeded=False, reason=reason)
@@ -203,7 +218,7 @@ def _record_outcome(app: App, claim: _Claim, result: GatewayResult) -> str | Non
             conn,
             refund_id,
             result.error,
-            now + backoff(claim.attempts, RETRY_BASE, RETRY_CAP),
+            now + backoff(counted, RETRY_BASE, RETRY_CAP),
             now,
         )
         return "pending"
@@ -239,6 +254,35 @@ def confirm(
         return repo.get_refund(refund_id)
 
 
+def retry(app: App, principal: Principal, refund_id: str, *, case_id: str | None = None) -> Any:
+    """Ask the gateway again for a refund that failed: pending, due at once, and recorded on
+    its case (`refund.retried`, by whom) with its outbox rows. The operator and the mediators
+    (who see the case once its refund failed) may; `case_id`: the case it must belong to."""
+    if principal.role not in ("operator", "mediator"):
+        raise Forbidden(
+            "operator_or_mediator_only", "only the operator or a mediator retries refunds"
+        )
+    ctx = app.context()
+    with app.db.transaction() as conn:
+        repo = Repository(conn)
+        found = repo.get_refund(refund_id)
+        case = repo.get_case(found.case_id, for_write=True) if found is not None else None
+        if case is None or not can_see_case(principal, case) or case_id not in (None, case.id):
+            raise not_found("refund", refund_id)
+        # Read again after the case, locked on PostgreSQL: as a worker or a confirmation left it.
+        refund = rows.refund_for_claim(conn, case.id)
+        if refund.status != "failed":
+            raise Conflict(
+                "refund_not_failed",
+                f"only a failed refund can be retried; this one is {refund.status}",
+            )
+        actor = Actor("operator", "operator") if principal.is_operator else principal.actor()
+        result = apply(case, RetryRefund(refund.id), actor, ctx)
+        rows.retry(conn, refund.id, ctx.now)
+        record(app, repo, case, result)
+        return repo.get_refund(refund_id)
+
+
 def _finish(
     app: App,
     repo: Repository,
@@ -270,21 +314,13 @@ def list_refunds(
         case_ids: list[str] | None = None
         if case_id is not None:
             case = repo.get_case(case_id)
-            if case is None or not (
-                can_see_case(principal, case) or _failed_for_mediator(repo, principal, case_id)
-            ):
+            if case is None or not can_see_case(principal, case):
                 raise not_found("case", case_id)
             case_ids = [case_id]
         elif principal.role in ("buyer", "seller"):
             assert principal.party_id is not None
             case_ids = repo.case_ids_visible_to(f"{principal.role}_id", principal.party_id)
         elif principal.role == "mediator":
-            # Mediators see escalated cases, and every refund the gateway gave up on.
-            failed = rows.failed_case_ids(conn)
-            case_ids = list(dict.fromkeys([*repo.case_ids_escalated(), *failed]))
+            # Escalated cases, and those whose refund failed (every refund the gateway gave up on).
+            case_ids = repo.case_ids_seen_by_mediators()
         return repo.list_refunds(case_ids, limit=limit, after=starting_after)
-
-
-def _failed_for_mediator(repo: Repository, principal: Principal, case_id: str) -> bool:
-    refund = repo.refund_for_case(case_id)
-    return principal.role == "mediator" and refund is not None and refund.status == "failed"

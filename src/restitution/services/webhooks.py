@@ -58,6 +58,7 @@ EVENT_TYPES = (
     "refund.requested",
     "refund.succeeded",
     "refund.failed",
+    "refund.retried",
     "webhook_endpoint.disabled",
 )
 

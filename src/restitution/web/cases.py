@@ -176,6 +176,8 @@ def describe(stored: StoredEvent, principal: Principal, app: App) -> Entry:
     elif kind == "refund.failed":
         entry.says = "The refund failed"
         entry.note = str(data.get("reason") or "")
+    elif kind == "refund.retried":
+        entry.says = "asked for the refund to be tried again"
     if automatic:
         entry.who = ""
     return entry
@@ -328,6 +330,9 @@ def _shipping_text(form: FormData, name: str) -> str:
 async def perform(
     app: App, principal: Principal, case_id: str, action: str, form: FormData
 ) -> Case:
+    if action == "retry_refund":  # an action on the case's refund, not on the case itself
+        refunds.retry(app, principal, text(form, "refund_id"), case_id=case_id)
+        return service.get_case(app, principal, case_id)
     case = service.get_case(app, principal, case_id)
     command = await command_from_form(app, principal, case, action, form)
     return service.act(app, principal, case_id, command)

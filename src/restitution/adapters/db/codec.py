@@ -138,6 +138,7 @@ def case_to_row(case: Case) -> dict[str, Any]:
         "agreed_offer_id": case.agreed_offer_id,
         "seller_first_answer_at": case.seller_first_answer_at,
         "escalated_at": case.escalated_at,
+        "refund_failed_at": case.refund_failed_at,
         "return_shipment": case.return_shipment.to_dict() if case.return_shipment else None,
         "replacement_shipment": (
             case.replacement_shipment.to_dict() if case.replacement_shipment else None
@@ -178,6 +179,7 @@ def case_from_rows(row: Any, lines: list[Any], offers: list[Any]) -> Case:
         agreed_offer_id=row.agreed_offer_id,
         seller_first_answer_at=row.seller_first_answer_at,
         escalated_at=row.escalated_at,
+        refund_failed_at=row.refund_failed_at,
         return_shipment=shipment_from_json(row.return_shipment),
         replacement_shipment=shipment_from_json(row.replacement_shipment),
         deadline=deadline_from_json(row.deadline),

@@ -94,8 +94,14 @@ def schedule_retry(
     )
 
 
-def failed_case_ids(conn: Connection) -> list[str]:
-    """Cases whose refund the gateway gave up on."""
-    return list(
-        conn.execute(select(t.refunds.c.case_id).where(t.refunds.c.status == "failed")).scalars()
+def retry(conn: Connection, refund_id: str, now: datetime) -> None:
+    """A failed refund pending again and due at once; its next `refund_max_attempts` count
+    from the attempts made so far."""
+    r = t.refunds.c
+    conn.execute(
+        update(t.refunds)
+        .where(r.id == refund_id)
+        .values(
+            status="pending", attempts_before_retry=r.attempts, next_attempt_at=now, updated_at=now
+        )
     )

@@ -123,17 +123,21 @@ _CASE_LINES = Prepared(
 _CASE_OFFERS = Prepared(
     select(t.offers).where(t.offers.c.case_id == _CASE_ID).order_by(t.offers.c.position)
 )
+# The cases mediators see (`auth.can_see_case`): escalated, or with a refund that failed.
+_SEEN_BY_MEDIATORS = or_(
+    t.cases.c.escalated_at.is_not(None), t.cases.c.refund_failed_at.is_not(None)
+)
 # An order with what its cases claim, in one statement (one snapshot, no transaction needed):
-# one row per case line on the order (none: one row of NULLs), and whether a case on it was
-# escalated (a mediator may then see the order).
+# one row per case line on the order (none: one row of NULLs), and whether mediators see a
+# case on it (they may then see the order).
 _ORDERS_WITH_CLAIMS = select(
     t.orders,
     t.case_lines.c.line_id.label("claim_line_id"),
     t.case_lines.c.granted_amount.label("claim_granted"),
     t.case_lines.c.is_open.label("claim_open"),
     exists()
-    .where(t.cases.c.order_id == t.orders.c.order_id, t.cases.c.escalated_at.is_not(None))
-    .label("escalated"),
+    .where(t.cases.c.order_id == t.orders.c.order_id, _SEEN_BY_MEDIATORS)
+    .label("seen_by_mediators"),
 ).select_from(t.orders.outerjoin(t.case_lines, t.case_lines.c.order_id == t.orders.c.order_id))
 _ORDER_WITH_CLAIMS = Prepared(
     _ORDERS_WITH_CLAIMS.where(t.orders.c.order_id == bindparam("order_id"))
@@ -296,12 +300,12 @@ _BATCH_ORDER = (
 @dataclass(frozen=True)
 class OrderClaims:
     """An order as its cases left it: per line, what they granted or refunded (the cap's
-    used part) and the lines with a case still open; and whether one was escalated."""
+    used part) and the lines with a case still open; and whether mediators see one."""
 
     order: Order
     granted: dict[str, int]
     open_lines: set[str]
-    escalated: bool
+    seen_by_mediators: bool
 
 
 async def read_order_with_claims(db: Database, order_id: str) -> OrderClaims | None:
@@ -317,7 +321,7 @@ def _identity(case: Case) -> tuple[object, ...]:
 def _order_claims(rows: Sequence[Any]) -> OrderClaims | None:
     if not rows:
         return None
-    claims = OrderClaims(order_from_row(rows[0]), {}, set(), bool(rows[0].escalated))
+    claims = OrderClaims(order_from_row(rows[0]), {}, set(), bool(rows[0].seen_by_mediators))
     for row in rows:
         if row.claim_line_id is not None:
             line_id = row.claim_line_id
@@ -342,11 +346,11 @@ def after_cursor(conn: Connection, table: Any, kind: str, cursor_id: str, *visib
 
 def _case_visibility(flt: CaseFilter, visible_to: tuple[str, str] | None) -> list[Any]:
     """Which cases the caller may see: `visible_to` = (column, party id) of one party's
-    only; a mediator's (`flt.escalated_only`), the escalated ones."""
+    only; a mediator's (`flt.for_mediators`), those mediators see."""
     c = t.cases.c
     conditions: list[Any] = []
-    if flt.escalated_only:
-        conditions.append(c.escalated_at.is_not(None))
+    if flt.for_mediators:
+        conditions.append(_SEEN_BY_MEDIATORS)
     if visible_to is not None:
         conditions.append(getattr(c, visible_to[0]) == visible_to[1])
     return conditions
@@ -656,7 +660,7 @@ class Repository:
         )
 
     def order_with_claims(self, order_id: str, *, for_write: bool = False) -> OrderClaims | None:
-        """The order, what its cases claim per line, and whether one was escalated, read
+        """The order, what its cases claim per line, and whether mediators see one, read
         in one statement (so outside a transaction too: `Database.reading()`); `for_write`:
         the order locked against being replaced until the transaction ends (PostgreSQL)."""
         read = _ORDER_WITH_CLAIMS_FOR_WRITE if for_write else _ORDER_WITH_CLAIMS
@@ -937,12 +941,8 @@ class Repository:
             ).scalars()
         )
 
-    def case_ids_escalated(self) -> list[str]:
-        return list(
-            self.conn.execute(
-                select(t.cases.c.id).where(t.cases.c.escalated_at.is_not(None))
-            ).scalars()
-        )
+    def case_ids_seen_by_mediators(self) -> list[str]:
+        return list(self.conn.execute(select(t.cases.c.id).where(_SEEN_BY_MEDIATORS)).scalars())
 
     # ------------------------------------------------------------------ attachments
 

@@ -152,6 +152,8 @@ cases = Table(
     _ts("updated_at", nullable=False),
     _ts("status_since", nullable=False),
     Column("version", Integer, nullable=False),
+    # 0008: when a refund of the case last failed (mediators see the case from then on)
+    _ts("refund_failed_at"),
 )
 
 case_lines = Table(
@@ -256,6 +258,9 @@ refunds = Table(
     Column("attempts", Integer, nullable=False, server_default=text("0")),
     _ts("next_attempt_at"),
     Column("last_error", Text),
+    # 0008: the attempts made before the refund was last retried after failing: the next
+    # `refund_max_attempts` count from there, while the keys go on numbering all of them
+    Column("attempts_before_retry", Integer, nullable=False, server_default=text("0")),
     Index("ix_refunds_due", "status", "next_attempt_at"),
 )
 

@@ -1,4 +1,5 @@
-"""Refunds: the list, and the operator's confirmation of refunds it executed."""
+"""Refunds: the list, the operator's confirmation of refunds it executed, and the retry of
+one that failed (operator or mediator)."""
 
 from __future__ import annotations
 
@@ -41,3 +42,8 @@ def failed(
 ) -> dict[str, Any]:
     reason = body.reason if body else ""
     return refund_json(service.confirm(app, principal, refund_id, succeeded=False, reason=reason))
+
+
+@router.post("/{refund_id}/retry", summary="Ask the gateway again for a refund that failed")
+def retry(refund_id: RefundId, app: AppDep, principal: PrincipalDep) -> dict[str, Any]:
+    return refund_json(service.retry(app, principal, refund_id))
