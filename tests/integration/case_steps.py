@@ -88,6 +88,26 @@ def agree_on_return(api: Api) -> dict[str, Any]:
     return seller(api, case["id"], "accept")
 
 
+# The seller's terms of an order that gives no return address.
+TERMS_WITHOUT_ADDRESS = {"free_return_shipping": False, "accepts_change_of_mind": False}
+RETURN_ADDRESS = {
+    "name": "Shop 1 returns",
+    "line1": "9 Dock St",
+    "line2": "Gate 2",
+    "city": "Ningbo",
+    "postal_code": "315000",
+    "country": "CN",
+}
+
+
+def agree_on_return_without_address(api: Api, **order: Any) -> dict[str, Any]:
+    """As `agree_on_return`, on an order whose seller gave no return address: the buyer has
+    nowhere to send the item until the seller says where."""
+    api.put_order(seller_terms=TERMS_WITHOUT_ADDRESS, **order)
+    case = ok(api.open_case(request=refund_request(return_required=True)), 201)
+    return seller(api, case["id"], "accept")
+
+
 def ship_return(api: Api, case_id: str) -> dict[str, Any]:
     return buyer(api, case_id, "return/shipment", carrier="UPS", tracking_number="1Z999")
 

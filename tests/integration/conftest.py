@@ -53,6 +53,10 @@ class Api:
             self._tokens[key] = minted.json()["token"]
         return {"Authorization": f"Bearer {self._tokens[key]}"}
 
+    def forget_tokens(self) -> None:
+        """Party tokens last a day of the server's clock: after a longer jump, mint new ones."""
+        self._tokens.clear()
+
     def as_(self, role: str, party_id: str | None = None) -> Callable[..., Any]:
         headers = self.auth(role, party_id)
 

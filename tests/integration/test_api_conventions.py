@@ -566,7 +566,14 @@ def test_nothing_malformed_produces_a_server_error(api: Api) -> None:
     bodies: list[Any] = [None, [], "x", 1, {"kind": None}, {"amount": {"amount": 1}}]
 
     for body in bodies:
-        for action in ("offers", "decision", "inspection", "return/label", "return/shipment"):
+        for action in (
+            "offers",
+            "decision",
+            "inspection",
+            "return/label",
+            "return/address",
+            "return/shipment",
+        ):
             response = api.client.post(
                 f"/v1/cases/{case_id}/{action}", json=body, headers=api.auth()
             )

@@ -8,8 +8,10 @@ from restitution.domain.history import format_time
 from tests.conftest import START
 from tests.integration.case_steps import (
     FULL_L1,
+    RETURN_ADDRESS,
     agree_on_replacement,
     agree_on_return,
+    agree_on_return_without_address,
     clause_ids,
     escalated_case,
     events,
@@ -125,6 +127,96 @@ def test_return_not_shipped_within_ten_days_expires_without_refund(api: Api) -> 
     expired = events(api, case_id)[-1]
     assert (expired["type"], expired["actor"]) == ("case.expired", "system")
     assert "D3" in clause_ids(expired)
+
+
+def test_agreed_return_without_an_address_runs_d3_against_the_seller(api: Api) -> None:
+    agreed = agree_on_return_without_address(api)
+
+    assert agreed["return"]["address"] is None
+    assert agreed["deadline"] == {
+        "kind": "D3",
+        "action": "auto_escalate",
+        "party": "seller",
+        "due_at": at(days=10),
+        "automatic": True,
+    }
+
+
+def test_seller_silent_on_where_to_return_for_ten_days_sends_the_case_to_the_platform(
+    api: Api,
+) -> None:
+    case_id = agree_on_return_without_address(api)["id"]
+    api.advance(days=10, seconds=-1)
+    assert get_case(api, case_id)["status"] == "awaiting_return_shipment"
+
+    api.advance(seconds=1)
+
+    final = get_case(api, case_id)
+    assert (final["status"], final["outcome"]) == ("under_review", None)
+    assert final["escalated_at"] == at(days=10)
+    assert final["deadline"]["kind"] == "D7"
+    escalated = events(api, case_id)[-1]
+    assert (escalated["type"], escalated["actor"]) == ("case.escalated", "system")
+    assert {"D3", "X1"} <= set(clause_ids(escalated))
+    # the mediator now sees it, and may decide
+    mediator_view = api.as_("mediator", "m_1")("GET", f"/v1/cases/{case_id}")
+    assert mediator_view.status_code == 200, mediator_view.text
+
+
+def test_address_the_seller_gives_late_starts_the_buyers_whole_d3_period(api: Api) -> None:
+    case_id = agree_on_return_without_address(api)["id"]
+    api.advance(days=9)
+    api.forget_tokens()
+
+    given = seller(api, case_id, "return/address", address=RETURN_ADDRESS)
+
+    assert given["deadline"] == {
+        "kind": "D3",
+        "action": "expire",
+        "party": "buyer",
+        "due_at": at(days=19),
+        "automatic": True,
+    }
+    assert given["return"]["address"] == RETURN_ADDRESS
+    assert given["return"]["instructions_at"] == at(days=9)
+    api.advance(days=10, seconds=-1)
+    assert get_case(api, case_id)["status"] == "awaiting_return_shipment"
+
+    api.advance(seconds=1)
+
+    final = get_case(api, case_id)
+    assert (final["status"], final["outcome"]) == ("resolved", "expired")
+    expired = events(api, case_id)[-1]
+    assert (expired["type"], expired["at"]) == ("case.expired", at(days=19))
+
+
+def test_label_the_seller_adds_on_day_nine_leaves_the_buyer_ten_days(api: Api) -> None:
+    case_id = agree_on_return_without_address(api)["id"]
+    api.advance(days=9)
+    api.forget_tokens()
+
+    labelled = seller(
+        api, case_id, "return/label", carrier="DHL", label_url="https://labels.example/1"
+    )
+
+    assert labelled["deadline"]["due_at"] == at(days=19)
+    assert (labelled["deadline"]["party"], labelled["deadline"]["action"]) == ("buyer", "expire")
+    api.advance(days=9)
+    api.forget_tokens()
+    shipped = ship_return(api, case_id)
+    assert shipped["status"] == "return_in_transit"
+
+
+def test_label_for_an_order_with_an_address_keeps_the_buyers_d3(api: Api) -> None:
+    case_id = agree_on_return(api)["id"]
+    api.advance(days=9)
+    api.forget_tokens()
+
+    labelled = seller(
+        api, case_id, "return/label", carrier="DHL", label_url="https://labels.example/1"
+    )
+
+    assert labelled["deadline"]["due_at"] == at(days=10)
 
 
 # --------------------------------------------------------------------------- D4

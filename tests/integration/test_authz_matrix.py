@@ -199,6 +199,19 @@ ENDPOINTS: dict[str, Endpoint] = {
         "/v1/cases/{case}/return/label",
         {"carrier": "UPS", "label_url": "https://labels.example.com/1.pdf"},
     ),
+    "return_address": Endpoint(
+        "POST",
+        "/v1/cases/{case}/return/address",
+        {
+            "address": {
+                "name": "Shop 1 returns",
+                "line1": "9 Dock St",
+                "city": "Ningbo",
+                "postal_code": "315000",
+                "country": "CN",
+            }
+        },
+    ),
     "return_shipment": Endpoint("POST", "/v1/cases/{case}/return/shipment", SHIPMENT),
     "return_delivered": Endpoint("POST", "/v1/cases/{case}/return/delivered"),
     "inspection": Endpoint("POST", "/v1/cases/{case}/inspection", {"passed": True}),
@@ -257,6 +270,7 @@ POSTGRES_SAMPLE = {
     ("get_case", "other_buyer"),
     ("events", "mediator"),
     ("accept", "other_seller"),
+    ("return_address", "other_seller"),
     ("decision", "mediator"),
     ("withdraw", "other_buyer"),
     ("open_case", "own_seller"),

@@ -13,7 +13,13 @@ from restitution.adapters.db import tables as t
 from restitution.adapters.db.repository import Repository
 from restitution.adapters.notify.email import SmtpMailer, render
 from restitution.services import emails, outbox
-from tests.integration.case_steps import buyer, ok, seller
+from tests.integration.case_steps import (
+    RETURN_ADDRESS,
+    agree_on_return_without_address,
+    buyer,
+    ok,
+    seller,
+)
 from tests.integration.conftest import Api
 from tests.integration.messaging import skipped_for_no_address, smtp_server
 
@@ -71,6 +77,38 @@ def test_each_turn_goes_to_the_party_that_must_act(api: Api, inbox: list[EmailMe
     ]
     assert sum("is closed" in subject for _, subject in recipients) == 2
     assert send(api) == 0  # each e-mail once
+
+
+def test_a_return_without_an_address_asks_the_seller_for_one_then_tells_the_buyer(
+    api: Api, inbox: list[EmailMessage]
+) -> None:
+    case_id = agree_on_return_without_address(api, **CONTACTS)["id"]
+    send(api)
+    # the new case, then the agreement: both the seller's to act on, none the buyer's yet
+    assert [m["To"] for m in inbox] == ["seller@example.com"] * 2
+    assert "tell the buyer where to send the item back" in inbox[1]["Subject"]
+    inbox.clear()
+
+    seller(api, case_id, "return/address", address=RETURN_ADDRESS)
+    send(api)
+
+    [message] = inbox
+    assert message["To"] == "buyer@example.com"
+    assert "please send the item back" in message["Subject"]
+
+
+def test_the_seller_is_told_the_buyer_needs_a_return_address() -> None:
+    context = {
+        "case_id": "case_1",
+        "order_id": "o_1",
+        "name": "Jonas",
+        "case_url": "u",
+        "deadline_due_at": "2026-03-16T10:00:00Z",
+    }
+    email = render("return_instructions_needed", "en", context)
+    assert email.subject == "Case case_1: tell the buyer where to send the item back"
+    assert "has no return address" in email.body
+    assert "goes to the platform" in email.body
 
 
 def test_mediators_hear_of_new_escalations(api: Api, inbox: list[EmailMessage]) -> None:

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from structlog.testing import capture_logs
 
 from restitution.adapters.db import tables as t
-from tests.integration.case_steps import open_case
+from tests.integration.case_steps import agree_on_return_without_address, open_case
 from tests.integration.conftest import Api
 from tests.integration.messaging import skipped_for_no_address
 
@@ -41,6 +41,17 @@ def test_the_seller_is_reminded_a_day_before_the_deadline_once(api: Api) -> None
     assert deadline.reminded_at is not None
     templates = [(e.template, e.party_id) for e in rows(api, t.emails)]
     assert ("deadline_approaching", "s_1") in templates
+
+
+def test_the_seller_is_reminded_to_say_where_the_return_goes(api: Api) -> None:
+    case_id = agree_on_return_without_address(api, seller={"email": "seller@example.com"})["id"]
+    assert api.advance(days=8)["reminders"] == 0
+    assert api.advance(days=1, hours=1)["reminders"] == 1  # D3 is due in 23 hours
+    [reminder] = [r for r in rows(api, t.reminders) if r.case_id == case_id]
+    assert (reminder.party_role, reminder.party_id) == ("seller", "s_1")
+    assert ("deadline_approaching", "s_1") in [
+        (e.template, e.party_id) for e in rows(api, t.emails)
+    ]
 
 
 def test_no_reminder_when_the_clock_jumps_past_the_deadline(api: Api) -> None:

@@ -24,7 +24,7 @@ from restitution.adapters.db.repository import Repository
 from restitution.bootstrap import build_app
 from restitution.domain.cases import Accept, Actor, CaseLine, OfferTerms, OpenCase, apply, open_case
 from restitution.domain.money import Money
-from restitution.domain.orders import Order, OrderLine, Payment
+from restitution.domain.orders import Address, Order, OrderLine, Payment
 from restitution.services.clock import TestClock
 from restitution.services.recording import record
 from restitution.services.webhooks import create_endpoint
@@ -61,8 +61,12 @@ def workers_url() -> str:
     return workers
 
 
+RETURN_ADDRESS = Address("Shop 1 returns", "1 Harbour Rd", "Shenzhen", "518000", "CN")
+
+
 def seed_due_returns(url: str, tmp_path: Path, count: int) -> datetime:
-    """`count` cases awaiting a return shipment whose D3 deadline passed a day ago."""
+    """`count` cases awaiting a return shipment (to a known address) whose D3 deadline
+    passed a day ago: each expires."""
     past = datetime.now(UTC).replace(microsecond=0) - timedelta(days=11)
     settings = Settings(database_url=url, operator_key="k", storage_dir=tmp_path / "evidence")
     app = build_app(settings, clock=TestClock(past), auto_migrate=False)
@@ -87,7 +91,7 @@ def seed_due_returns(url: str, tmp_path: Path, count: int) -> datetime:
                 currency="USD",
                 refundable=Money(2599, "USD"),
                 default_return_payer="seller",
-                return_address=None,
+                return_address=RETURN_ADDRESS,
                 holiday_country="US",
                 actor=Actor("buyer", "b_1"),
                 ctx=ctx,

@@ -13,6 +13,7 @@ from restitution.domain.cases import (
     SYSTEM,
     Accept,
     Actor,
+    AddReturnAddress,
     AddReturnLabel,
     ConfirmReplacementDelivered,
     Decide,
@@ -35,6 +36,7 @@ from restitution.domain.cases import (
 )
 from restitution.domain.errors import Conflict, Forbidden, InvalidInput, PolicyViolation
 from restitution.domain.money import Money
+from restitution.domain.orders import Address
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -43,6 +45,7 @@ SELLER = Actor("seller", "s_7")
 MEDIATOR = Actor("mediator", "m_1")
 OPERATOR = Actor("operator", "op")
 USD = "USD"
+SELLERS_ADDRESS = Address("Shop 7 returns", "9 Dock St", "Ningbo", "315000", "CN", "Gate 2")
 
 PARTIAL = OfferTerms("refund", Money(1000, USD))
 FULL_WITH_RETURN = OfferTerms("refund", Money(2899, USD), return_required=True)
@@ -58,6 +61,7 @@ SAMPLE_COMMANDS = {
     "withdraw": Withdraw(),
     "post_message": PostMessage("hello"),
     "add_return_label": AddReturnLabel("ups", "https://labels.example/1"),
+    "add_return_address": AddReturnAddress(SELLERS_ADDRESS),
     "ship_return": ShipReturn("ups", "1Z1"),
     "mark_return_delivered": MarkReturnDelivered(),
     "inspect": Inspect(passed=True),
@@ -254,6 +258,65 @@ def test_seller_adds_return_label_without_changing_status(run, opened):
     case = run(case, AddReturnLabel("ups", "https://labels.example/1"), SELLER).case
     assert case.status == "awaiting_return_shipment"
     assert case.return_shipment.label_url == "https://labels.example/1"
+
+
+def test_seller_gives_a_return_address_without_changing_status(run, open_at):
+    case = _agree_on(run, open_at(T0, return_address=None), FULL_WITH_RETURN)
+    assert case.return_shipment.address is None
+
+    result = run(case, AddReturnAddress(SELLERS_ADDRESS), SELLER)
+
+    assert result.case.status == "awaiting_return_shipment"
+    assert result.case.return_shipment.address == SELLERS_ADDRESS
+    assert result.event.type == "case.return_address_added"
+    assert result.event.data["address"] == SELLERS_ADDRESS.to_dict()
+
+
+def test_seller_may_change_the_orders_return_address(run, opened):
+    case = _agree_on(run, opened, FULL_WITH_RETURN)
+    case = run(case, AddReturnAddress(SELLERS_ADDRESS), SELLER).case
+    assert case.return_shipment.address == SELLERS_ADDRESS
+    assert case.return_address == opened.return_address  # the order's, as copied at opening
+
+
+def test_return_address_is_trimmed(run, opened):
+    case = _agree_on(run, opened, FULL_WITH_RETURN)
+    padded = Address(" Shop ", " 9 Dock St ", " Ningbo ", " 315000 ", " CN ", "  ")
+    case = run(case, AddReturnAddress(padded), SELLER).case
+    assert case.return_shipment.address == Address("Shop", "9 Dock St", "Ningbo", "315000", "CN")
+
+
+@pytest.mark.parametrize(
+    ("address", "code", "param"),
+    [
+        (Address(" ", "9 Dock St", "Ningbo", "315000", "CN"), "missing_field", "address.name"),
+        (Address("Shop", "", "Ningbo", "315000", "CN"), "missing_field", "address.line1"),
+        (Address("Shop", "9 Dock St", "", "315000", "CN"), "missing_field", "address.city"),
+        (Address("Shop", "9 Dock St", "Ningbo", " ", "CN"), "missing_field", "address.postal_code"),
+        (Address("Shop", "9 Dock St", "Ningbo", "315000", "cn"), "invalid_country",
+         "address.country"),
+        (Address("Shop", "9 Dock St", "Ningbo", "315000", "CHN"), "invalid_country",
+         "address.country"),
+    ],
+)  # fmt: skip
+def test_incomplete_return_address_is_invalid(run, opened, address, code, param):
+    case = _agree_on(run, opened, FULL_WITH_RETURN)
+    with pytest.raises(InvalidInput) as refused:
+        run(case, AddReturnAddress(address), SELLER)
+    assert (refused.value.code, refused.value.param) == (code, param)
+
+
+@pytest.mark.parametrize("actor", [BUYER, MEDIATOR, OPERATOR, SYSTEM])
+def test_only_the_seller_gives_the_return_address(run, opened, actor):
+    case = _agree_on(run, opened, FULL_WITH_RETURN)
+    with pytest.raises(Forbidden):
+        run(case, AddReturnAddress(SELLERS_ADDRESS), actor)
+
+
+def test_return_address_outside_awaiting_return_shipment_is_conflict(run, opened):
+    with pytest.raises(Conflict) as refused:
+        run(opened, AddReturnAddress(SELLERS_ADDRESS), SELLER)
+    assert refused.value.code == "invalid_state"
 
 
 def test_buyer_shipping_return_puts_it_in_transit(run, opened):

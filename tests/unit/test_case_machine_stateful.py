@@ -27,6 +27,7 @@ from restitution.domain.cases import (
     TRANSITIONS,
     Accept,
     Actor,
+    AddReturnAddress,
     AddReturnLabel,
     ConfirmReplacementDelivered,
     Decide,
@@ -47,9 +48,11 @@ from restitution.domain.cases import (
     can,
     compute_deadline,
     deadline_command,
+    return_instructions_since,
 )
 from restitution.domain.errors import DomainError
 from restitution.domain.money import Money
+from restitution.domain.orders import Address
 from restitution.domain.policy import REASONS
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -106,6 +109,10 @@ COMMANDS = {
     "withdraw": st.builds(Withdraw, texts),
     "post_message": st.builds(PostMessage, texts, st.sampled_from([(), ("att_1",)])),
     "add_return_label": st.builds(AddReturnLabel, texts, texts),
+    "add_return_address": st.builds(
+        AddReturnAddress,
+        st.builds(Address, texts, texts, texts, texts, st.sampled_from(["CN", "cn", "", "CHN"])),
+    ),
     "ship_return": st.builds(ShipReturn, texts, texts, st.one_of(st.none(), any_money)),
     "mark_return_delivered": st.just(MarkReturnDelivered()),
     "inspect": st.builds(Inspect, st.booleans(), texts),
@@ -132,6 +139,9 @@ PLAUSIBLE_COMMANDS = {
     ),
     "post_message": st.just(PostMessage("hello")),
     "add_return_label": st.just(AddReturnLabel("ups", "https://labels.example/1")),
+    "add_return_address": st.just(
+        AddReturnAddress(Address("Shop", "1 Rd", "Ningbo", "315000", "CN"))
+    ),
     "ship_return": st.builds(ShipReturn, st.just("ups"), st.just("1Z1"), st.none()),
     "ship_replacement": st.just(ShipReplacement("dhl", "JD1")),
 }
@@ -164,14 +174,16 @@ class CaseMachine(RuleBasedStateMachine):
         amount=st.integers(1, REFUNDABLE),
         wants_return=st.booleans(),
         kind=st.sampled_from(["refund", "replacement"]),
+        order_has_return_address=st.booleans(),
     )
-    def open(self, reason, amount, wants_return, kind):
+    def open(self, reason, amount, wants_return, kind, order_has_return_address):
         return_required = reason == "changed_mind" or (reason != "not_received" and wants_return)
         terms = OfferTerms(
             kind, Money(amount, "USD") if kind == "refund" else None, return_required
         )
         self.now = T0
-        self.case = type(self).open_at(T0, reason=reason, request=terms)
+        extra = {} if order_has_return_address else {"return_address": None}
+        self.case = type(self).open_at(T0, reason=reason, request=terms, **extra)
 
     # ------------------------------------------------------------------ steps
 
@@ -266,6 +278,11 @@ class CaseMachine(RuleBasedStateMachine):
     @invariant()
     def outcome_is_set_iff_resolved(self):
         assert (self.case.outcome is not None) == (self.case.status == "resolved")
+
+    @invariant()
+    def a_return_expires_only_when_the_buyer_knew_where_to_send_it(self):
+        if self.case.outcome == "expired":
+            assert return_instructions_since(self.case) is not None
 
     @invariant()
     def refunded_only_when_resolved_by_refund(self):

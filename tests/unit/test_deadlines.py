@@ -11,12 +11,15 @@ from restitution.domain.cases import (
     SYSTEM,
     Accept,
     Actor,
+    AddReturnAddress,
+    AddReturnLabel,
     AutoAccept,
     AutoEscalate,
     Context,
     Deadline,
     Decide,
     Escalate,
+    Expire,
     Inspect,
     MakeOffer,
     MarkReturnDelivered,
@@ -25,10 +28,12 @@ from restitution.domain.cases import (
     ShipReplacement,
     ShipReturn,
     apply,
+    compute_deadline,
     deadline_command,
 )
 from restitution.domain.errors import Conflict, PolicyViolation
 from restitution.domain.money import Money
+from restitution.domain.orders import Address
 from restitution.domain.policy import DeadlineRule
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # a Monday
@@ -77,6 +82,17 @@ def awaiting_return(run, opened):
     """The seller accepted a refund-with-return counter... agreed on day 1."""
     case = run(opened, MakeOffer(FULL_WITH_RETURN), SELLER, T0 + DAY).case
     return run(case, Accept(), BUYER, T0 + 2 * DAY).case
+
+
+@pytest.fixture
+def awaiting_instructions(run, open_at):
+    """As `awaiting_return`, on an order without a return address: agreed on day 2."""
+    case = open_at(T0, return_address=None)
+    case = run(case, MakeOffer(FULL_WITH_RETURN), SELLER, T0 + DAY).case
+    return run(case, Accept(), BUYER, T0 + 2 * DAY).case
+
+
+SELLERS_ADDRESS = Address("Shop 7 returns", "9 Dock St", "Ningbo", "315000", "CN")
 
 
 @pytest.fixture
@@ -137,6 +153,51 @@ def test_d1_wins_over_d2_when_earlier(run, countered):
 
 def test_d3_buyer_ships_return_within_10_days(awaiting_return):
     assert awaiting_return.deadline == Deadline("D3", "expire", "buyer", T0 + 12 * DAY)
+
+
+def test_d3_runs_against_the_seller_while_the_buyer_has_no_return_address(
+    awaiting_instructions,
+):
+    assert awaiting_instructions.deadline == Deadline(
+        "D3", "auto_escalate", "seller", T0 + 12 * DAY
+    )
+
+
+def test_late_label_gives_the_buyer_the_whole_d3_period_from_the_label(run, awaiting_instructions):
+    day_9 = T0 + 11 * DAY  # nine days after the agreement
+    case = run(
+        awaiting_instructions, AddReturnLabel("ups", "https://labels.example/1"), SELLER, day_9
+    ).case
+    assert case.deadline == Deadline("D3", "expire", "buyer", day_9 + 10 * DAY)
+    assert case.return_shipment.instructions_at == day_9
+
+
+def test_address_given_by_the_seller_starts_the_buyers_d3(run, awaiting_instructions):
+    at = T0 + 4 * DAY
+    case = run(awaiting_instructions, AddReturnAddress(SELLERS_ADDRESS), SELLER, at).case
+    assert case.deadline == Deadline("D3", "expire", "buyer", at + 10 * DAY)
+
+
+def test_d3_counts_from_the_first_instructions_not_the_latest(run, awaiting_instructions):
+    case = run(awaiting_instructions, AddReturnAddress(SELLERS_ADDRESS), SELLER, T0 + 4 * DAY).case
+    case = run(case, AddReturnLabel("ups", "https://labels.example/1"), SELLER, T0 + 8 * DAY).case
+    assert case.deadline == Deadline("D3", "expire", "buyer", T0 + 14 * DAY)
+
+
+def test_a_label_for_a_known_address_leaves_d3_from_the_agreement(run, awaiting_return):
+    case = run(
+        awaiting_return, AddReturnLabel("ups", "https://labels.example/1"), SELLER, T0 + 9 * DAY
+    ).case
+    assert case.deadline == Deadline("D3", "expire", "buyer", T0 + 12 * DAY)
+
+
+def test_a_return_stored_without_its_instructions_time_counts_from_the_agreement(
+    awaiting_return, policy
+):
+    # Returns stored before the time was kept hold no `instructions_at`.
+    case = awaiting_return.copy()
+    case.return_shipment = dataclasses.replace(case.return_shipment, instructions_at=None)
+    assert compute_deadline(case, policy) == Deadline("D3", "expire", "buyer", T0 + 12 * DAY)
 
 
 def test_d4_return_in_transit_for_30_days(in_transit):
@@ -265,6 +326,22 @@ def test_d3_expires_unshipped_return_without_refund(fire, awaiting_return):
     assert "D3" in result.event.clauses
 
 
+def test_d3_without_return_instructions_escalates_to_the_platform(fire, awaiting_instructions):
+    result = fire(awaiting_instructions, awaiting_instructions.deadline.due_at)
+    assert result.case.status == "under_review"
+    assert result.case.outcome is None
+    assert result.case.escalated_at == T0 + 12 * DAY
+    assert result.event.type == "case.escalated"
+    assert result.event.data["reason"] == "the seller gave no return address or label"
+    assert result.event.clauses == ("D3", "X1")
+
+
+def test_the_clock_cannot_expire_a_return_the_buyer_had_nowhere_to_send(run, awaiting_instructions):
+    with pytest.raises(Conflict) as refused:
+        run(awaiting_instructions, Expire(), SYSTEM, T0 + 30 * DAY)
+    assert refused.value.code == "no_such_deadline"
+
+
 def test_d4_escalates_lost_return(fire, in_transit):
     result = fire(in_transit, in_transit.deadline.due_at)
     assert result.case.status == "under_review"
@@ -285,8 +362,8 @@ def test_d6_converts_to_full_refund(fire, awaiting_replacement):
 
 
 @pytest.mark.parametrize(
-    "fixture", ["opened", "countered", "awaiting_return", "in_transit", "awaiting_inspection",
-                "awaiting_replacement"],
+    "fixture", ["opened", "countered", "awaiting_return", "awaiting_instructions", "in_transit",
+                "awaiting_inspection", "awaiting_replacement"],
 )  # fmt: skip
 def test_every_auto_deadline_refuses_one_second_early_and_fires_when_due(request, fire, fixture):
     case = request.getfixturevalue(fixture)

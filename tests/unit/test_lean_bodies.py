@@ -55,6 +55,15 @@ VALID: dict[str, dict[str, Any]] = {  # one valid body of each, to change a fiel
     "MessageIn": {"body": "hi"},
     "OfferActionIn": {"kind": "refund", "amount": MONEY, "acting_as": "seller"},
     "ReasonIn": {"reason": "no"},
+    "ReturnAddressIn": {
+        "address": {
+            "name": "Shop",
+            "line1": "1 Rd",
+            "city": "Ningbo",
+            "postal_code": "315000",
+            "country": "CN",
+        }
+    },
     "ShipmentIn": {"carrier": "UPS", "tracking_number": "1Z", "postage_paid": MONEY},
 }
 

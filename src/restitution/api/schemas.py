@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from restitution.domain.cases import STATUSES
+from restitution.domain.orders import Address
 from restitution.domain.policy import REASONS
 
 MAX_AMOUNT = 10**15  # minor units; sums of a few stay well inside a 64-bit column
@@ -36,10 +37,12 @@ def _within_calendar(moment: datetime) -> datetime:
 MAX_TEXT = 10_000  # characters of free text: a description, a message, a reason, a note
 MAX_SHIPPING_TEXT = 100  # a carrier, a tracking number
 MAX_URL = 2000
+MAX_ADDRESS_TEXT = 500  # a name, a street line, a city
+MAX_POSTAL_CODE = 40
 
 Text = Annotated[StrictStr, Field(max_length=MAX_TEXT)]
 Id = Annotated[StrictStr, Field(min_length=1, max_length=200)]
-ShortText = Annotated[StrictStr, Field(max_length=500)]
+ShortText = Annotated[StrictStr, Field(max_length=MAX_ADDRESS_TEXT)]
 Amount = Annotated[StrictInt, Field(ge=0, le=MAX_AMOUNT)]
 Moment = Annotated[AwareDatetime, AfterValidator(_within_calendar)]
 Currency = Annotated[StrictStr, Field(pattern=r"^[A-Z]{3}$")]
@@ -85,8 +88,11 @@ class AddressIn(Body):
     line1: ShortText
     line2: ShortText | None = None
     city: ShortText
-    postal_code: Annotated[StrictStr, Field(max_length=40)]
+    postal_code: Annotated[StrictStr, Field(max_length=MAX_POSTAL_CODE)]
     country: Country
+
+    def to_address(self) -> Address:
+        return Address(self.name, self.line1, self.city, self.postal_code, self.country, self.line2)
 
 
 class SellerTermsIn(Body):
@@ -193,6 +199,10 @@ class DecisionIn(ActionIn):
 class LabelIn(ActionIn):
     carrier: Annotated[StrictStr, Field(min_length=1, max_length=MAX_SHIPPING_TEXT)]
     label_url: Annotated[StrictStr, Field(min_length=1, max_length=MAX_URL, pattern=r"^https?://")]
+
+
+class ReturnAddressIn(ActionIn):
+    address: AddressIn
 
 
 class ShipmentIn(ActionIn):

@@ -90,7 +90,12 @@ class Offer:
 
 @dataclass
 class Shipment:
-    """The return (buyer → seller) or the replacement (seller → buyer) parcel."""
+    """The return (buyer → seller) or the replacement (seller → buyer) parcel.
+
+    `instructions_at`, on a return: when the buyer first had somewhere to send it (an address
+    or a prepaid label); D3 counts from then. None while they have neither, and on returns
+    stored before it was kept (their D3 counts from the agreement, as it did then).
+    """
 
     address: Address | None = None
     label_url: str | None = None
@@ -99,6 +104,7 @@ class Shipment:
     shipped_at: datetime | None = None
     delivered_at: datetime | None = None
     postage_paid: Money | None = None
+    instructions_at: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON: times as RFC 3339, money as {amount, currency}."""
@@ -110,6 +116,7 @@ class Shipment:
             "shipped_at": format_optional_time(self.shipped_at),
             "delivered_at": format_optional_time(self.delivered_at),
             "postage_paid": self.postage_paid.to_dict() if self.postage_paid else None,
+            "instructions_at": format_optional_time(self.instructions_at),
         }
 
 
@@ -280,6 +287,15 @@ class AddReturnLabel(Command):
     action: ClassVar[str] = "add_return_label"
     carrier: str
     label_url: str
+
+
+@dataclass(frozen=True)
+class AddReturnAddress(Command):
+    """The seller says where the buyer sends the return (when the order gave no address, or
+    to change it)."""
+
+    action: ClassVar[str] = "add_return_address"
+    address: Address
 
 
 @dataclass(frozen=True)
@@ -487,9 +503,15 @@ def _escalate(case: Case, cmd: Escalate, actor: Actor, ctx: Context) -> EffectRe
     return "case.escalated", {"reason": cmd.reason}, ("X1",)
 
 
+ESCALATION_REASONS = {
+    "D3": "the seller gave no return address or label",
+    "D4": "return lost in transit",
+}
+
+
 def _auto_escalate(case: Case, cmd: AutoEscalate, actor: Actor, ctx: Context) -> EffectResult:
     kind = case.deadline.kind if case.deadline else "D2"
-    reason = "return lost in transit" if kind == "D4" else "negotiation time ran out"
+    reason = ESCALATION_REASONS.get(kind, "negotiation time ran out")
     _to_review(case, ctx)
     return "case.escalated", {"reason": reason, "automatic": True}, (kind, "X1")
 
@@ -526,10 +548,25 @@ def _post_message(case: Case, cmd: PostMessage, actor: Actor, ctx: Context) -> E
 
 
 def _add_return_label(case: Case, cmd: AddReturnLabel, actor: Actor, ctx: Context) -> EffectResult:
+    first = return_instructions_since(case) is None
     shipment = _return_shipment(case)
     shipment.carrier = _required_text(cmd.carrier, "carrier")
     shipment.label_url = _required_text(cmd.label_url, "label_url")
+    if first:
+        shipment.instructions_at = ctx.now
     return "case.return_label_added", {"carrier": cmd.carrier, "label_url": cmd.label_url}, ()
+
+
+def _add_return_address(
+    case: Case, cmd: AddReturnAddress, actor: Actor, ctx: Context
+) -> EffectResult:
+    address = checked_address(cmd.address, "address")
+    first = return_instructions_since(case) is None
+    shipment = _return_shipment(case)
+    shipment.address = address
+    if first:
+        shipment.instructions_at = ctx.now
+    return "case.return_address_added", {"address": address.to_dict()}, ()
 
 
 def _ship_return(case: Case, cmd: ShipReturn, actor: Actor, ctx: Context) -> EffectResult:
@@ -681,7 +718,10 @@ def _agree(case: Case, offer: Offer, ctx: Context) -> None:
     # a new agreement (e.g. the mediator's, after a failed inspection) replaces any earlier grant
     case.refund_granted = offer.amount if offer.kind == "refund" else None
     if offer.return_required:
-        case.return_shipment = Shipment(address=case.return_address)
+        case.return_shipment = Shipment(
+            address=case.return_address,
+            instructions_at=ctx.now if case.return_address is not None else None,
+        )
         _move(case, "awaiting_return_shipment", ctx)
     elif offer.kind == "refund":
         _move(case, "refund_pending", ctx)
@@ -703,6 +743,23 @@ def _return_shipment(case: Case) -> Shipment:
     if case.return_shipment is None:
         case.return_shipment = Shipment(address=case.return_address)
     return case.return_shipment
+
+
+def checked_address(address: Address, param: str) -> Address:
+    """`address` with its text trimmed, refused when a part a parcel needs is empty or the
+    country is not an ISO 3166 alpha-2 code."""
+    parts = {
+        name: _required_text(getattr(address, name), f"{param}.{name}")
+        for name in ("name", "line1", "city", "postal_code", "country")
+    }
+    country = parts["country"]
+    if not (len(country) == 2 and country.isascii() and country.isalpha() and country.isupper()):
+        raise InvalidInput(
+            "invalid_country",
+            "the country must be a two-letter ISO 3166 code, such as CN",
+            param=f"{param}.country",
+        )
+    return Address(**parts, line2=(address.line2 or "").strip() or None)
 
 
 def _required_text(value: str, param: str) -> str:
@@ -835,6 +892,8 @@ TRANSITIONS: dict[tuple[str, str], Transition] = {
                _mediator_involved),
         *_rows(("awaiting_return_shipment",), "add_return_label", ("seller",), _add_return_label,
                ()),
+        *_rows(("awaiting_return_shipment",), "add_return_address", ("seller",),
+               _add_return_address, ()),
         *_rows(("awaiting_return_shipment",), "ship_return", ("buyer",), _ship_return,
                ("return_in_transit",)),
         *_rows(("return_in_transit",), "mark_return_delivered", ("seller", "operator"),
@@ -853,8 +912,8 @@ TRANSITIONS: dict[tuple[str, str], Transition] = {
         # the clock: fired by the sweeper when the case's deadline passes (D1…D6)
         *_rows(("awaiting_seller",), "auto_accept", ("system",), _auto_accept, _AGREEMENT,
                _deadline_due("auto_accept")),
-        *_rows((*NEGOTIATING, "return_in_transit"), "auto_escalate", ("system",), _auto_escalate,
-               ("under_review",), _deadline_due("auto_escalate")),
+        *_rows((*NEGOTIATING, "awaiting_return_shipment", "return_in_transit"), "auto_escalate",
+               ("system",), _auto_escalate, ("under_review",), _deadline_due("auto_escalate")),
         *_rows(("awaiting_return_shipment",), "expire", ("system",), _expire, ("resolved",),
                _deadline_due("expire")),
         *_rows(("awaiting_inspection",), "auto_pass_inspection", ("system",),
@@ -933,6 +992,16 @@ def _seller_answer_due(case: Case, offer: Offer, policy: Policy) -> datetime:
     return _after(policy, "D1", offer.created_at, case.holiday_country)
 
 
+def return_instructions_since(case: Case) -> datetime | None:
+    """Since when the buyer has known where to send the return (an address or a prepaid
+    label), or None while they do not."""
+    shipment = case.return_shipment
+    if shipment is None or (shipment.address is None and shipment.label_url is None):
+        return None
+    # A return stored before the time was kept had its instructions from the agreement.
+    return shipment.instructions_at or case.status_since
+
+
 def compute_deadline(case: Case, policy: Policy) -> Deadline | None:
     """The one deadline that the case's status sets: who must act, by when, and what follows."""
     status, country = case.status, case.holiday_country
@@ -954,7 +1023,14 @@ def compute_deadline(case: Case, policy: Policy) -> Deadline | None:
     if status == "awaiting_buyer" and negotiation_ends is not None:
         return Deadline("D2", "auto_escalate", "buyer", negotiation_ends)
     if status == "awaiting_return_shipment":
-        return Deadline("D3", "expire", "buyer", _after(policy, "D3", case.status_since, country))
+        instructed = return_instructions_since(case)
+        if instructed is None:
+            # The buyer cannot ship without an address or a label: the seller's silence must
+            # not cost them the refund, so the time runs against the seller meanwhile.
+            return Deadline(
+                "D3", "auto_escalate", "seller", _after(policy, "D3", case.status_since, country)
+            )
+        return Deadline("D3", "expire", "buyer", _after(policy, "D3", instructed, country))
     if status == "return_in_transit":
         return Deadline(
             "D4", "auto_escalate", "seller", _after(policy, "D4", case.status_since, country)

@@ -34,6 +34,8 @@ ACTION_EVENTS = frozenset(
         "case.offer_accepted",
         "case.offer_rejected",
         "case.decided",
+        "case.return_label_added",
+        "case.return_address_added",
         "case.return_shipped",
         "case.return_delivered",
         "case.inspected",
@@ -41,6 +43,8 @@ ACTION_EVENTS = frozenset(
         "case.converted_to_refund",
     }
 )
+# Who acts in each status, where the event does not name the party it waits for
+# (`waiting_for`, its deadline's: a status without a deadline, or an event written before).
 WHO_ACTS = {
     "awaiting_seller": "seller",
     "awaiting_buyer": "buyer",
@@ -51,6 +55,9 @@ WHO_ACTS = {
     "replacement_in_transit": "buyer",
     "under_review": "mediator",
 }
+
+# The template of a turn whose words depend on who is asked, by (status, role).
+ACTION_TEMPLATES = {("awaiting_return_shipment", "seller"): "return_instructions_needed"}
 
 
 @dataclass(frozen=True)
@@ -71,8 +78,11 @@ def recipients(event_type: str, data: dict[str, Any]) -> list[Recipient]:
     if event_type == "case.escalated":
         return [party("mediator", "escalated")]
     if event_type in ACTION_EVENTS:
-        role = WHO_ACTS.get(str(data.get("status")))
-        return [party(role, "action_required")] if role else []
+        status = str(data.get("status"))
+        role = data.get("waiting_for") or WHO_ACTS.get(status)
+        if role is None:
+            return []
+        return [party(str(role), ACTION_TEMPLATES.get((status, role), "action_required"))]
     if event_type == "case.deadline_approaching":
         role = str(data["deadline"]["party"])
         if role == "mediator":

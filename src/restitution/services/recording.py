@@ -104,6 +104,8 @@ def outbox_row(
         "seller_id": case.seller_id,
         "status": case.status,
         "outcome": case.outcome,
+        # the party the case now waits for (its deadline's), as the status alone may not say
+        "waiting_for": case.deadline.party if case.deadline else None,
         **(extra or {}),
     }
     return (event_id, event_type, data, at)

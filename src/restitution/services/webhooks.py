@@ -47,6 +47,7 @@ EVENT_TYPES = (
     "case.expired",
     "case.message_posted",
     "case.return_label_added",
+    "case.return_address_added",
     "case.return_shipped",
     "case.return_delivered",
     "case.inspected",

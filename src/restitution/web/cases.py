@@ -10,10 +10,11 @@ from fastapi import Request
 from fastapi.responses import Response
 from starlette.datastructures import FormData
 
-from restitution.api.schemas import MAX_SHIPPING_TEXT, MAX_URL
+from restitution.api.schemas import MAX_ADDRESS_TEXT, MAX_POSTAL_CODE, MAX_SHIPPING_TEXT, MAX_URL
 from restitution.domain import cases as domain
 from restitution.domain.cases import Case, allowed_actions
 from restitution.domain.errors import DomainError, InvalidInput, NotFound
+from restitution.domain.orders import Address
 from restitution.domain.policy import Clause
 from restitution.services import cases as service
 from restitution.services import insights, orders, refunds
@@ -52,6 +53,14 @@ DEADLINE_WORDS: dict[str, tuple[str, str]] = {
     "D6": ("ship the replacement", "it becomes a full refund"),
     "D7": ("decide the case", "it is reported as late; nothing happens automatically"),
 }
+# A deadline whose words depend on its action: D3 runs against the seller while the buyer
+# has no return address or label.
+DEADLINE_ACTION_WORDS: dict[tuple[str, str], tuple[str, str]] = {
+    ("D3", "auto_escalate"): (
+        "give the buyer a return address or a prepaid label",
+        "the case goes to the platform",
+    ),
+}
 
 # Actions shown as their own form on the case page, in this order.
 FORM_ACTIONS = (
@@ -59,6 +68,7 @@ FORM_ACTIONS = (
     "make_offer",
     "reject",
     "ship_return",
+    "add_return_address",
     "add_return_label",
     "mark_return_delivered",
     "inspect",
@@ -147,6 +157,9 @@ def describe(stored: StoredEvent, principal: Principal, app: App) -> Entry:
     elif kind == "case.return_label_added":
         entry.says = f"added a prepaid return label ({data.get('carrier')})"
         entry.link = _safe_url(data.get("label_url"))
+    elif kind == "case.return_address_added":
+        entry.says = "gave the address to send the return to"
+        entry.note = one_line_address(data.get("address"))
     elif kind == "case.return_shipped":
         entry.says = (
             f"shipped the return with {data.get('carrier')}, tracking {data.get('tracking_number')}"
@@ -183,6 +196,20 @@ def describe(stored: StoredEvent, principal: Principal, app: App) -> Entry:
     return entry
 
 
+def one_line_address(address: Any) -> str:
+    """An address (as its event or the case JSON holds it) on one line."""
+    if not isinstance(address, dict):
+        return ""
+    parts = [
+        address.get("name"),
+        address.get("line1"),
+        address.get("line2"),
+        " ".join(str(address[key]) for key in ("postal_code", "city") if address.get(key)),
+        address.get("country"),
+    ]
+    return ", ".join(str(part) for part in parts if part)
+
+
 def _safe_url(value: Any) -> str | None:
     url = str(value or "")
     return url if url.startswith(("https://", "http://")) else None
@@ -192,7 +219,9 @@ def deadline_view(case: Case, app: App, principal: Principal) -> dict[str, Any] 
     deadline = case.deadline
     if deadline is None:
         return None
-    todo, otherwise = DEADLINE_WORDS.get(deadline.kind, ("act", "the case moves on"))
+    todo, otherwise = DEADLINE_ACTION_WORDS.get((deadline.kind, deadline.action)) or (
+        DEADLINE_WORDS.get(deadline.kind, ("act", "the case moves on"))
+    )
     mine = deadline.party == principal.role
     return {
         "due_at": deadline.due_at,
@@ -224,7 +253,16 @@ def case_page(app: App, principal: Principal, case_id: str) -> dict[str, Any]:
         "actions": [action for action in FORM_ACTIONS if action in actions],
         "deadline": deadline_view(case, app, principal),
         "label_url": _safe_url(case.return_shipment.label_url) if case.return_shipment else None,
+        "return_to": _return_to(case),
     }
+
+
+def _return_to(case: Case) -> str:
+    """Where the return goes, on one line ("" when no address was given)."""
+    shipment = case.return_shipment
+    if shipment is None or shipment.address is None:
+        return ""
+    return one_line_address(shipment.address.to_dict())
 
 
 def needs_action(case: Case, app: App, principal: Principal) -> bool:
@@ -286,6 +324,8 @@ async def command_from_form(
                 "invalid_url", "The label link must start with https://", param="label_url"
             )
         return domain.AddReturnLabel(_shipping_text(form, "carrier"), label_url)
+    if action == "add_return_address":
+        return domain.AddReturnAddress(_address_from_form(form))
     if action == "ship_return":
         return domain.ShipReturn(
             _shipping_text(form, "carrier"), _shipping_text(form, "tracking_number")
@@ -325,6 +365,22 @@ async def command_from_form(
 
 def _shipping_text(form: FormData, name: str) -> str:
     return text(form, name, max_length=MAX_SHIPPING_TEXT)
+
+
+def _address_from_form(form: FormData) -> Address:
+    """The address fields of a form, within the API's bounds; the domain checks the rest."""
+
+    def part(name: str) -> str:
+        return text(form, name, max_length=MAX_ADDRESS_TEXT)
+
+    return Address(
+        name=part("name"),
+        line1=part("line1"),
+        line2=part("line2") or None,
+        city=part("city"),
+        postal_code=text(form, "postal_code", max_length=MAX_POSTAL_CODE),
+        country=part("country").upper(),
+    )
 
 
 async def perform(

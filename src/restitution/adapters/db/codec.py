@@ -89,6 +89,7 @@ def shipment_from_json(data: dict[str, Any] | None) -> Shipment | None:
         shipped_at=_time(data.get("shipped_at")),
         delivered_at=_time(data.get("delivered_at")),
         postage_paid=Money(postage["amount"], postage["currency"]) if postage else None,
+        instructions_at=_time(data.get("instructions_at")),  # absent on returns stored before
     )
 
 

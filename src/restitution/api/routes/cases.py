@@ -20,6 +20,7 @@ from restitution.api.schemas import (
     OfferActionIn,
     OfferIn,
     ReasonIn,
+    ReturnAddressIn,
     ShipmentIn,
     Status,
 )
@@ -198,6 +199,23 @@ async def add_return_label(
     case_id: str, body: LabelIn, app: AppDep, principal: PrincipalDep
 ) -> Response:
     command = domain.AddReturnLabel(carrier=body.carrier, label_url=body.label_url)
+    return await _act(app, principal, case_id, command, body)
+
+
+@router.post(
+    "/{case_id}/return/address",
+    summary="The seller gives the address the buyer sends the return to",
+    description=(
+        "While an agreed return has neither an address nor a prepaid label, its D3 deadline "
+        "runs against the seller and escalates the case to the platform; once it has one, "
+        "the buyer has the whole D3 period from then to ship."
+    ),
+    response_model=dict[str, Any],
+)
+async def add_return_address(
+    case_id: str, body: ReturnAddressIn, app: AppDep, principal: PrincipalDep
+) -> Response:
+    command = domain.AddReturnAddress(address=body.address.to_address())
     return await _act(app, principal, case_id, command, body)
 
 

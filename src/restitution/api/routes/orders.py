@@ -11,7 +11,7 @@ from restitution.api.present import json_response, order_json
 from restitution.api.routing import api_router
 from restitution.api.schemas import MAX_AMOUNT, OrderIn
 from restitution.domain.errors import InvalidInput
-from restitution.domain.orders import Address, Order, OrderLine, Payment, SellerTerms, check_times
+from restitution.domain.orders import Order, OrderLine, Payment, SellerTerms, check_times
 from restitution.services import orders as service
 from restitution.services.parties import PartyContact
 
@@ -71,16 +71,7 @@ def order_from_body(order_id: str, body: OrderIn) -> Order:
         seller_terms=SellerTerms(
             free_return_shipping=terms.free_return_shipping,
             accepts_change_of_mind=terms.accepts_change_of_mind,
-            return_address=Address(
-                address.name,
-                address.line1,
-                address.city,
-                address.postal_code,
-                address.country,
-                address.line2,
-            )
-            if address
-            else None,
+            return_address=address.to_address() if address else None,
         ),
         return_shipping_estimate=body.return_shipping_estimate,
         buyer_country=body.buyer_country,
