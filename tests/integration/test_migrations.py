@@ -14,7 +14,15 @@ from restitution.adapters.db.engine import (
     migrate,
 )
 from restitution.adapters.db.tables import metadata
-from tests.integration.case_steps import open_case, refunds, seller
+from tests.integration.case_steps import (
+    TERMS_WITHOUT_ADDRESS,
+    agree_on_return,
+    ok,
+    open_case,
+    refund_request,
+    refunds,
+    seller,
+)
 from tests.integration.conftest import Api
 from tests.integration.test_refund_execution import FakeGateway
 
@@ -56,6 +64,44 @@ def test_0008_notes_on_their_cases_the_refunds_that_had_failed_already(api: Api)
         assert failed_at is not None and failed_at == updated_at
         assert before_retry == 0
         assert is_up_to_date(db)
+    finally:
+        migrate(db)
+        db.dispose()
+
+
+def _d3_of(db: Database, case_id: str) -> tuple[object, ...]:
+    """The case's stored deadline and its pending row in `deadlines`: kind, action, party."""
+    with db.engine.connect() as conn:
+        stored = conn.execute(select(t.cases.c.deadline).where(t.cases.c.id == case_id)).scalar()
+        row = conn.execute(
+            select(t.deadlines.c.kind, t.deadlines.c.action, t.deadlines.c.party).where(
+                t.deadlines.c.case_id == case_id,
+                t.deadlines.c.fired_at.is_(None),
+                t.deadlines.c.cleared_at.is_(None),
+            )
+        ).one()
+    return (stored["kind"], stored["action"], stored["party"]), tuple(row)
+
+
+def test_0009_hands_the_waiting_returns_with_nowhere_to_go_to_the_seller(api: Api) -> None:
+    """Returns agreed before 0009 with no address and no label waited on the buyer, and
+    expired; after it they wait on the seller, as new ones do. Those with an address stay."""
+    addressed = agree_on_return(api)["id"]
+    api.put_order("o_nowhere", seller_terms=TERMS_WITHOUT_ADDRESS)
+    opened = ok(api.open_case("o_nowhere", request=refund_request(return_required=True)), 201)
+    nowhere = seller(api, opened["id"], "accept")["id"]
+    api.app.db.dispose()
+    db = Database(str(api.app.db.engine.url.render_as_string(hide_password=False)))
+    escalate = (("D3", "auto_escalate", "seller"),) * 2
+    expire = (("D3", "expire", "buyer"),) * 2
+    try:
+        assert (_d3_of(db, nowhere), _d3_of(db, addressed)) == (escalate, expire)
+
+        command.downgrade(_alembic_config(db), "0008")
+        assert (_d3_of(db, nowhere), _d3_of(db, addressed)) == (expire, expire)  # as before
+
+        migrate(db)
+        assert (_d3_of(db, nowhere), _d3_of(db, addressed)) == (escalate, expire)
     finally:
         migrate(db)
         db.dispose()
