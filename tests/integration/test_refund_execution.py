@@ -256,6 +256,14 @@ def test_a_mediator_opens_the_case_of_a_failed_refund_and_retries_it(api: Api) -
     timeline = ok(mediator("GET", f"/v1/cases/{case['id']}/events?limit=100"))["data"]
     assert timeline[-1]["type"] == "refund.failed"
     assert ok(mediator("GET", "/v1/orders/o_1"))["order_id"] == "o_1"
+    note = "Your refund did not go through; we are asking the bank again."
+    ok(mediator("POST", f"/v1/cases/{case['id']}/messages", json={"body": note}))
+    written = events(api, case["id"])[-1]
+    assert (written["type"], written["actor"], written["data"]["body"]) == (
+        "case.message_posted",
+        "mediator",
+        note,
+    )
 
     retried = ok(_retry(api, rid, "mediator", "m_1"))
     assert (retried["id"], retried["status"], retried["attempts"]) == (rid, "pending", 3)

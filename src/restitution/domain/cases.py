@@ -434,7 +434,9 @@ def _may_escalate(case: Case, actor: Actor, ctx: Context) -> None:
 
 
 def _mediator_involved(case: Case, actor: Actor, ctx: Context) -> None:
-    if actor.role == "mediator" and case.escalated_at is None:
+    """Mediators take part in the cases escalated to them, and in those whose refund failed
+    (they are told of it, and may write to the parties about it)."""
+    if actor.role == "mediator" and case.escalated_at is None and case.refund_failed_at is None:
         raise Forbidden("not_escalated", "mediators take part once a case has been escalated")
 
 
