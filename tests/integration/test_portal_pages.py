@@ -240,7 +240,8 @@ def test_a_mediator_opens_a_failed_refund_from_its_e_mail_and_retries_it(api: Ap
     buyer = signed_in(api, "buyer", "b_1")
     buyer_page = buyer.get(f"/portal/cases/{case_id}")
     assert "Retry the refund" not in buyer_page.text
-    assert "did not go through yet" in buyer_page.text and "Expected to arrive" not in buyer_page.text
+    assert "did not go through yet" in buyer_page.text
+    assert "Expected to arrive" not in buyer_page.text
     refund_id = re.search(r'name="refund_id" value="(rfd_\w+)"', page.text)
     assert refund_id is not None
     form = {"csrf_token": csrf(buyer_page), "refund_id": refund_id.group(1)}
