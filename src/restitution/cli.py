@@ -392,7 +392,8 @@ def serve(
     sweeper: bool = typer.Option(
         True,
         "--sweeper/--no-sweeper",
-        help="Run the worker in-process (deadlines, reminders, refunds, webhooks, e-mail).",
+        help="Run the worker in-process (deadlines, reminders, refunds, webhooks, e-mail,"
+        " unused uploads).",
     ),
     with_demo: bool = typer.Option(False, "--demo", help="Load demo data first (once)."),
 ) -> None:
@@ -448,7 +449,7 @@ def worker(
     ),
     once: bool = typer.Option(False, help="Do one round of every loop and exit."),
 ) -> None:
-    """Deadlines, reminders, refund retries, webhooks and e-mail, as a separate process.
+    """Deadlines, reminders, refunds, webhooks, e-mail, unused uploads: as a separate process.
 
     Many workers may share one PostgreSQL; run `restitution migrate` before starting them.
     """

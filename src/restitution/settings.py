@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     refund_gateway: Literal["ledger", "operator"] = "ledger"
     webhook_allow_private: bool = False
     max_upload_bytes: int = 20 * 1024 * 1024
+    # An upload that no case or message uses is deleted this long after it was made (a case
+    # refused, a message never sent), with its file unless other uploads have the same bytes.
+    unused_upload_hours: int = Field(default=24, ge=1)
     public_url: str = "http://127.0.0.1:8000"
     key_file: Path = Path("var/operator_key")
     # Logs on stderr: JSON, or the console's format; `auto` picks the console's on a terminal.

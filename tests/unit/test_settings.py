@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from restitution import settings
 from restitution.settings import Settings, default_worker_threads
@@ -33,3 +34,16 @@ def test_the_machine_sets_the_default_and_the_environment_overrides_it(
     assert Settings().worker_threads == 1
     monkeypatch.setenv("RESTITUTION_WORKER_THREADS", "3")
     assert Settings().worker_threads == 3
+
+
+def test_unused_uploads_are_kept_a_day_unless_set_and_at_least_an_hour(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("RESTITUTION_UNUSED_UPLOAD_HOURS", raising=False)
+    assert Settings().unused_upload_hours == 24
+    monkeypatch.setenv("RESTITUTION_UNUSED_UPLOAD_HOURS", "72")
+    assert Settings().unused_upload_hours == 72
+    # 0 would delete the photos of a case while the buyer is still filling in its form.
+    monkeypatch.setenv("RESTITUTION_UNUSED_UPLOAD_HOURS", "0")
+    with pytest.raises(ValidationError):
+        Settings()

@@ -7,12 +7,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from restitution.adapters.db.engine import Database
-from restitution.adapters.storage import LocalEvidenceStore
 from restitution.domain.cases import Context
 from restitution.domain.policy import Policy
 from restitution.services.clock import Clock
 from restitution.services.ids import new_id
-from restitution.services.ports import Mailer, RefundGateway
+from restitution.services.ports import EvidenceStore, Mailer, RefundGateway
 from restitution.settings import Settings
 
 
@@ -22,7 +21,7 @@ class App:
     clock: Clock
     policy: Policy
     settings: Settings
-    storage: LocalEvidenceStore
+    storage: EvidenceStore
     new_id: Callable[[str], str] = field(default=new_id)
     # None: the marketplace executes refunds itself (`operator`) / e-mails go to the log.
     refund_gateway: RefundGateway | None = None

@@ -1,9 +1,11 @@
-"""Ports the services name and the adapters implement: the refund gateway and the mailer, and
-the types the case store takes and returns (a case listing's filter, a stored event)."""
+"""Ports the services name and the adapters implement: the refund gateway, the mailer and the
+evidence store, and the types the case store takes and returns (a case listing's filter, a
+stored event)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from restitution.domain.history import ChainedEvent
@@ -47,6 +49,23 @@ class OutgoingEmail:
 
 class Mailer(Protocol):
     def send(self, email: OutgoingEmail) -> None: ...
+
+
+class EvidenceStore(Protocol):
+    """Evidence files addressed by their content: the same bytes are stored once, under one
+    key, whichever attachment rows refer to them."""
+
+    def put(self, data: bytes, now: datetime) -> tuple[str, str]:
+        """Store the bytes, or mark the stored copy written again at `now`; returns
+        (storage key, sha256)."""
+        ...
+
+    def get(self, key: str) -> bytes: ...
+
+    def delete(self, key: str, *, written_before: datetime) -> bool:
+        """Remove the file unless it was written (or put again) at `written_before` or later;
+        a missing file is no error. True when it was removed."""
+        ...
 
 
 @dataclass(frozen=True)

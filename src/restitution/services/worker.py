@@ -1,7 +1,8 @@
 """The background work, in `restitution worker` or in-process in `restitution serve`.
 
 Two loops, each in its own thread so a slow webhook receiver never delays the clock:
-- the clock: fire due deadlines, send due reminders, execute due refund attempts;
+- the clock: fire due deadlines, send due reminders, execute due refund attempts, delete
+  the uploads that no case or message used in time;
 - messages: dispatch the outbox into deliveries and e-mails, POST due webhooks, send e-mails.
 Each loop runs again at once while it finds work, and otherwise waits `interval` seconds.
 In `restitution serve` on SQLite the outbox is dispatched on the server's event loop instead
@@ -20,13 +21,15 @@ from dataclasses import dataclass
 
 import structlog
 
-from restitution.services import emails, outbox, refunds, reminders, webhooks
+from restitution.services import attachments, emails, outbox, refunds, reminders, webhooks
 from restitution.services.context import App
 from restitution.services.deadlines import fire_due
 
 log = structlog.get_logger()
 # Per tick: a batch of `deadlines.BATCH` for each of the default 4 threads.
 DEADLINES_PER_TICK = 800
+# Unused uploads deleted per tick at most (`attachments.SWEEP_BATCH` per transaction).
+UPLOADS_PER_TICK = 1000
 # On the event loop, outbox rows just committed are dispatched after this long, so that the
 # rows of the requests meanwhile go in the same batch: each dispatch is a write transaction,
 # and one per request would cost the requests more than the notifications gain.
@@ -38,17 +41,26 @@ class ClockWork:
     deadlines: int
     reminders: int
     refunds: int
+    uploads: int  # unused uploads deleted
 
     @property
     def total(self) -> int:
-        return self.deadlines + self.reminders + self.refunds
+        return self.deadlines + self.reminders + self.refunds + self.uploads
 
 
-def clock_tick(app: App, *, deadline_limit: int = 10_000, threads: int = 1) -> ClockWork:
-    """Deadlines first (as of when each fell due), then reminders for those still ahead."""
+def clock_tick(
+    app: App, *, deadline_limit: int = 10_000, upload_limit: int = 10_000, threads: int = 1
+) -> ClockWork:
+    """Deadlines first (as of when each fell due), then reminders for those still ahead, due
+    refund attempts, and the uploads left unused too long."""
     now = app.clock.now()
     fired = fire_due(app, now, limit=deadline_limit, threads=threads)
-    return ClockWork(fired, reminders.send_due(app, now), refunds.retry_due(app))
+    return ClockWork(
+        fired,
+        reminders.send_due(app, now),
+        refunds.retry_due(app),
+        attachments.delete_unused(app, now, limit=upload_limit),
+    )
 
 
 def messages_tick(app: App) -> int:
@@ -136,6 +148,7 @@ class Worker:
         work = clock_tick(
             self.app,
             deadline_limit=DEADLINES_PER_TICK,
+            upload_limit=UPLOADS_PER_TICK,
             threads=self.app.settings.worker_threads,
         )
         if work.total:
@@ -144,6 +157,7 @@ class Worker:
                 deadlines_fired=work.deadlines,
                 reminders_sent=work.reminders,
                 refund_attempts=work.refunds,
+                unused_uploads_deleted=work.uploads,
             )
         return work.total
 

@@ -15,6 +15,7 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
+    delete,
     exists,
     func,
     insert,
@@ -954,11 +955,47 @@ class Repository:
             select(t.attachments).where(t.attachments.c.id == attachment_id)
         ).first()
 
-    def link_attachments(self, attachment_ids: Sequence[str], case_id: str) -> None:
-        self.conn.execute(
+    def link_attachments(self, attachment_ids: Collection[str], case_id: str) -> int:
+        """Put on the case those attachments not on one yet; returns how many it took (one
+        deleted meanwhile as unused is not among them)."""
+        return self.conn.execute(
             update(t.attachments)
             .where(t.attachments.c.id.in_(attachment_ids), t.attachments.c.case_id.is_(None))
             .values(case_id=case_id)
+        ).rowcount
+
+    def any_unused_attachment(self, cutoff: datetime) -> bool:
+        """Whether some attachment made before `cutoff` is used by no case or message."""
+        a = t.attachments.c
+        unused = select(a.id).where(a.case_id.is_(None), a.created_at < cutoff)
+        return self.conn.execute(select(exists(unused))).scalar_one()
+
+    def delete_unused_attachments(self, cutoff: datetime, limit: int) -> list[str]:
+        """Delete up to `limit` attachments made before `cutoff` that no case or message
+        uses, the oldest first; returns their storage keys. The DELETE itself asks again
+        whether each is unused: one a case or message took meanwhile is kept. On PostgreSQL,
+        rows another transaction holds are skipped (another worker's, or one being taken)."""
+        a = t.attachments.c
+        unused = (a.case_id.is_(None), a.created_at < cutoff)
+        oldest = select(a.id).where(*unused).order_by(a.created_at, a.id).limit(limit)
+        if self.conn.dialect.name == "postgresql":
+            oldest = oldest.with_for_update(skip_locked=True)
+        # Two statements: as a subquery of the DELETE, PostgreSQL may run the SELECT again
+        # for each row, and each run then takes the next rows (those before are deleted).
+        ids = list(self.conn.execute(oldest).scalars())
+        if not ids:
+            return []
+        return list(
+            self.conn.execute(
+                delete(t.attachments).where(a.id.in_(ids), *unused).returning(a.storage_key)
+            ).scalars()
+        )
+
+    def storage_keys_in_use(self, keys: Collection[str]) -> set[str]:
+        """Those of `keys` that some attachment row refers to."""
+        a = t.attachments.c
+        return set(
+            self.conn.execute(select(a.storage_key).where(a.storage_key.in_(keys))).scalars()
         )
 
     # ------------------------------------------------------------------ messages
