@@ -235,7 +235,7 @@ attachments = Table(
     Column("content_type", String(100), nullable=False),
     Column("size", BigInteger, nullable=False),
     Column("sha256", String(64), nullable=False),
-    # Indexed: a file is deleted with the last row that refers to it (0009).
+    # Indexed: a file is deleted with the last row that refers to it (0010).
     Column("storage_key", String(200), nullable=False, index=True),
     _ts("created_at", nullable=False),
 )

@@ -4,8 +4,8 @@ Uploads that no case or message uses are deleted after `unused_upload_hours`, an
 with the last row that refers to it (the store keeps the same bytes once, whoever uploaded
 them): each batch asks which of its files other rows still refer to.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-11-29 10:00:00.000000
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0009"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
