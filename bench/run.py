@@ -228,6 +228,7 @@ def run_wrk(
         p99_ms=result["p99_us"] / 1000,
         loadgen_cpu_s=cpu,
         server_cpu_s=server_cpu,
+        postgres=postgres,
         postgres_cpu_s=postgres_cpu,
         seconds=duration,
         errors_text=errors.strip(),
@@ -639,8 +640,12 @@ def http_cpu_note(name: str, run: dict[str, Any], ceiling: dict[str, Any], goal:
         text = f"{each(result, 'server_cpu_s'):,.0f} µs"
         if result["postgres_cpu_s"] > 0:
             text += f" + PostgreSQL {each(result, 'postgres_cpu_s'):,.0f} µs"
+        elif result.get("postgres"):
+            text += " (PostgreSQL's not measured: its processes are not on this machine)"
         return text
 
+    if ceiling["rate"] <= 0 or run["requests"] <= 0:
+        return f"{name}: no CPU per request (no requests answered)"
     cores = len(os.sched_getaffinity(0))
     ours = each(run, "server_cpu_s") + each(run, "postgres_cpu_s")
     most = cores * 1e6 / ours

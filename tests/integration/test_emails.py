@@ -84,9 +84,11 @@ def test_a_return_without_an_address_asks_the_seller_for_one_then_tells_the_buye
 ) -> None:
     case_id = agree_on_return_without_address(api, **CONTACTS)["id"]
     send(api)
-    # the new case, then the agreement: both the seller's to act on, none the buyer's yet
-    assert [m["To"] for m in inbox] == ["seller@example.com"] * 2
+    # the new case, then the agreement: both the seller's to act on; the buyer is told to wait
+    assert [m["To"] for m in inbox] == ["seller@example.com"] * 2 + ["buyer@example.com"]
     assert "tell the buyer where to send the item back" in inbox[1]["Subject"]
+    assert "your return is agreed" in inbox[2]["Subject"]
+    assert "has not said yet where to send it" in inbox[2].get_content()
     inbox.clear()
 
     seller(api, case_id, "return/address", address=RETURN_ADDRESS)

@@ -1,5 +1,7 @@
 """The migrations create exactly the schema the code declares, on both backends."""
 
+from datetime import datetime, timedelta
+
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -15,6 +17,7 @@ from restitution.adapters.db.engine import (
 )
 from restitution.adapters.db.tables import metadata
 from tests.integration.case_steps import (
+    RETURN_ADDRESS,
     TERMS_WITHOUT_ADDRESS,
     agree_on_return,
     ok,
@@ -70,38 +73,63 @@ def test_0008_notes_on_their_cases_the_refunds_that_had_failed_already(api: Api)
 
 
 def _d3_of(db: Database, case_id: str) -> tuple[object, ...]:
-    """The case's stored deadline and its pending row in `deadlines`: kind, action, party."""
+    """The case's stored deadline and its pending row in `deadlines`: kind, action, party,
+    and whether that row's reminder was sent."""
+    d = t.deadlines.c
     with db.engine.connect() as conn:
         stored = conn.execute(select(t.cases.c.deadline).where(t.cases.c.id == case_id)).scalar()
-        row = conn.execute(
-            select(t.deadlines.c.kind, t.deadlines.c.action, t.deadlines.c.party).where(
-                t.deadlines.c.case_id == case_id,
-                t.deadlines.c.fired_at.is_(None),
-                t.deadlines.c.cleared_at.is_(None),
+        kind, action, party, reminded_at = conn.execute(
+            select(d.kind, d.action, d.party, d.reminded_at).where(
+                d.case_id == case_id, d.fired_at.is_(None), d.cleared_at.is_(None)
             )
         ).one()
-    return (stored["kind"], stored["action"], stored["party"]), tuple(row)
+    return (
+        (stored["kind"], stored["action"], stored["party"]),
+        (kind, action, party),
+        (reminded_at is not None),
+    )
+
+
+def _status_since(db: Database, case_id: str) -> datetime:
+    with db.engine.connect() as conn:
+        return conn.execute(select(t.cases.c.status_since).where(t.cases.c.id == case_id)).scalar()
+
+
+def _agreed_without_address(api: Api, order_id: str) -> str:
+    api.put_order(order_id, seller_terms=TERMS_WITHOUT_ADDRESS)
+    opened = ok(api.open_case(order_id, request=refund_request(return_required=True)), 201)
+    return str(seller(api, opened["id"], "accept")["id"])
 
 
 def test_0009_hands_the_waiting_returns_with_nowhere_to_go_to_the_seller(api: Api) -> None:
     """Returns agreed before 0009 with no address and no label waited on the buyer, and
-    expired; after it they wait on the seller, as new ones do. Those with an address stay."""
+    expired; after it they wait on the seller, as new ones do, and the seller is reminded
+    even where the buyer was. Those with an address stay the buyer's."""
+    late = _agreed_without_address(api, "o_late")
+    api.advance(days=3)
+    api.forget_tokens()
+    seller(api, late, "return/address", address=RETURN_ADDRESS)  # the buyer's D3 from now
+    nowhere = _agreed_without_address(api, "o_nowhere")
     addressed = agree_on_return(api)["id"]
-    api.put_order("o_nowhere", seller_terms=TERMS_WITHOUT_ADDRESS)
-    opened = ok(api.open_case("o_nowhere", request=refund_request(return_required=True)), 201)
-    nowhere = seller(api, opened["id"], "accept")["id"]
+    api.advance(days=9, hours=12)  # the buyer's reminder of the nowhere case's D3 is sent
     api.app.db.dispose()
     db = Database(str(api.app.db.engine.url.render_as_string(hide_password=False)))
     escalate = (("D3", "auto_escalate", "seller"),) * 2
     expire = (("D3", "expire", "buyer"),) * 2
     try:
-        assert (_d3_of(db, nowhere), _d3_of(db, addressed)) == (escalate, expire)
+        assert _d3_of(db, nowhere) == (*escalate, True)
+        assert _d3_of(db, addressed) == (*expire, True)
+        given_at = _status_since(db, late) + timedelta(days=3)
 
         command.downgrade(_alembic_config(db), "0008")
-        assert (_d3_of(db, nowhere), _d3_of(db, addressed)) == (expire, expire)  # as before
+        assert _d3_of(db, nowhere) == (*expire, False)  # as before 0009
+        # the code before 0009 counts D3 from the status's start: now when the address came
+        assert _status_since(db, late) == given_at
+        assert _d3_of(db, late)[0] == ("D3", "expire", "buyer")
 
         migrate(db)
-        assert (_d3_of(db, nowhere), _d3_of(db, addressed)) == (escalate, expire)
+        assert _d3_of(db, nowhere) == (*escalate, False)  # the seller's reminder is to come
+        assert _d3_of(db, addressed) == (*expire, True)
     finally:
         migrate(db)
         db.dispose()

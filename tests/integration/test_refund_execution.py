@@ -271,6 +271,11 @@ def test_a_mediator_opens_the_case_of_a_failed_refund_and_retries_it(api: Api) -
     assert (last["type"], last["actor"], last["actor_id"]) == ("refund.retried", "mediator", "m_1")
     assert last["data"]["refund_id"] == rid
     assert _outbox_types(api)[-1] == "refund.retried"
+    with api.app.db.transaction(write=False) as conn:
+        told = conn.execute(select(t.outbox.c.payload).order_by(t.outbox.c.id.desc())).scalar()
+    # an operator gateway is told what to pay again, as refund.requested told it first
+    assert told["refund_id"] == rid and told["amount"] == refund["amount"]
+    assert last["data"]["amount"] == refund["amount"]
 
     api.advance(seconds=1)  # the next sweep: due at once
     [settled] = refunds(api, case["id"])

@@ -66,3 +66,18 @@ def test_the_http_note_leaves_out_a_database_that_used_no_cpu() -> None:
     note = http_cpu_note("eligibility", reads, reads, 0.50)
     assert "the server 250 µs, wrk 10 µs; the ceiling app 250 µs." in note
     assert "PostgreSQL" not in note
+
+
+def test_the_http_note_says_so_when_postgresql_is_not_on_this_machine() -> None:
+    run = {"requests": 1_000, "rate": 100.0, "server_cpu_s": 0.5, "postgres": True,
+           "postgres_cpu_s": 0.0, "loadgen_cpu_s": 0.01}  # fmt: skip
+    note = http_cpu_note("writes", run, run, 0.60)
+    assert "the server 500 µs (PostgreSQL's not measured: its processes are not on this " in note
+
+
+def test_the_http_note_of_a_run_that_answered_nothing_divides_by_nothing() -> None:
+    run = {"requests": 0, "rate": 0.0, "server_cpu_s": 0.5, "postgres_cpu_s": 0.0,
+           "loadgen_cpu_s": 0.0}  # fmt: skip
+    assert http_cpu_note("writes", run, run, 0.60) == (
+        "writes: no CPU per request (no requests answered)"
+    )

@@ -279,6 +279,20 @@ def test_seller_may_change_the_orders_return_address(run, opened):
     assert case.return_address == opened.return_address  # the order's, as copied at opening
 
 
+def test_a_return_agreed_again_goes_where_the_seller_said(run, open_at):
+    case = _agree_on(run, open_at(T0, return_address=None), FULL_WITH_RETURN)
+    case = run(case, AddReturnAddress(SELLERS_ADDRESS), SELLER).case
+    case = run(_returned(run, case), Inspect(passed=False, note="not the item sent"), SELLER).case
+    decision = Decide("refund", Money(1500, USD), return_required=True)
+
+    case = run(case, decision, MEDIATOR).case
+
+    assert case.status == "awaiting_return_shipment"
+    assert case.return_shipment.address == SELLERS_ADDRESS
+    assert case.return_shipment.instructions_at is not None
+    assert case.deadline.party == "buyer"  # D3: the buyer has somewhere to send it
+
+
 def test_return_address_is_trimmed(run, opened):
     case = _agree_on(run, opened, FULL_WITH_RETURN)
     padded = Address(" Shop ", " 9 Dock St ", " Ningbo ", " 315000 ", " CN ", "  ")

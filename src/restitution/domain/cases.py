@@ -353,6 +353,7 @@ class RetryRefund(Command):
 
     action: ClassVar[str] = "retry_refund"
     refund_id: str | None = None
+    amount: Money | None = None  # what the payment method is to get back, as first asked
 
 
 @dataclass(frozen=True)
@@ -665,7 +666,10 @@ def _fail_refund(case: Case, cmd: FailRefund, actor: Actor, ctx: Context) -> Eff
 
 
 def _retry_refund(case: Case, cmd: RetryRefund, actor: Actor, ctx: Context) -> EffectResult:
-    return "refund.retried", {"refund_id": cmd.refund_id}, ("F1",)
+    data: dict[str, Any] = {"refund_id": cmd.refund_id}
+    if cmd.amount is not None:
+        data["amount"] = cmd.amount.to_dict()
+    return "refund.retried", data, ("F1",)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -720,9 +724,12 @@ def _agree(case: Case, offer: Offer, ctx: Context) -> None:
     # a new agreement (e.g. the mediator's, after a failed inspection) replaces any earlier grant
     case.refund_granted = offer.amount if offer.kind == "refund" else None
     if offer.return_required:
+        # A return agreed again (a decision after a failed inspection, a lost return) goes
+        # where the seller said the last one should, else to the order's address.
+        earlier = case.return_shipment.address if case.return_shipment else None
+        address = earlier or case.return_address
         case.return_shipment = Shipment(
-            address=case.return_address,
-            instructions_at=ctx.now if case.return_address is not None else None,
+            address=address, instructions_at=ctx.now if address is not None else None
         )
         _move(case, "awaiting_return_shipment", ctx)
     elif offer.kind == "refund":

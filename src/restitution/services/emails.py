@@ -58,6 +58,9 @@ WHO_ACTS = {
 
 # The template of a turn whose words depend on who is asked, by (status, role).
 ACTION_TEMPLATES = {("awaiting_return_shipment", "seller"): "return_instructions_needed"}
+# Who else is told of a turn that is not theirs, and with which template, by (status, role):
+# a buyer whose return is agreed (or decided) while the seller owes them an address.
+ALSO_TOLD = {("awaiting_return_shipment", "seller"): ("buyer", "return_address_pending")}
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,9 @@ def recipients(event_type: str, data: dict[str, Any]) -> list[Recipient]:
         role = data.get("waiting_for") or WHO_ACTS.get(status)
         if role is None:
             return []
-        return [party(str(role), ACTION_TEMPLATES.get((status, role), "action_required"))]
+        told = [party(str(role), ACTION_TEMPLATES.get((status, role), "action_required"))]
+        also = ALSO_TOLD.get((status, str(role)))
+        return [*told, party(*also)] if also else told
     if event_type == "case.deadline_approaching":
         role = str(data["deadline"]["party"])
         if role == "mediator":

@@ -116,7 +116,7 @@ def _refund_facts(event: Event) -> dict[str, Any] | None:
     operator gateway matches it to the refund it paid out, or has to."""
     if not event.type.startswith("refund."):
         return None
-    return {key: event.data[key] for key in ("refund_id", "reason") if key in event.data}
+    return {key: event.data[key] for key in ("refund_id", "reason", "amount") if key in event.data}
 
 
 def new_refund(app: App, repo: Repository, case: Case, now: datetime) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from restitution.domain.cases import (
     apply,
 )
 from restitution.domain.errors import Conflict, Forbidden
+from restitution.domain.money import Money
 from restitution.services.auth import Principal, can_see_case, not_found
 from restitution.services.context import App
 from restitution.services.ports import GatewayResult, RefundGateway, RefundRequest
@@ -266,18 +267,22 @@ def retry(app: App, principal: Principal, refund_id: str, *, case_id: str | None
     with app.db.transaction() as conn:
         repo = Repository(conn)
         found = repo.get_refund(refund_id)
-        case = repo.get_case(found.case_id, for_write=True) if found is not None else None
+        if found is None:
+            raise not_found("refund", refund_id)
+        # The refund locked first (PostgreSQL), as the worker locks it to record an attempt:
+        # the case read after it is as a worker giving up, or a confirmation, left it.
+        refund = rows.refund_for_claim(conn, found.case_id)
+        case = repo.get_case(found.case_id, for_write=True)
         if case is None or not can_see_case(principal, case) or case_id not in (None, case.id):
             raise not_found("refund", refund_id)
-        # Read again after the case, locked on PostgreSQL: as a worker or a confirmation left it.
-        refund = rows.refund_for_claim(conn, case.id)
         if refund.status != "failed":
             raise Conflict(
                 "refund_not_failed",
                 f"only a failed refund can be retried; this one is {refund.status}",
             )
         actor = Actor("operator", "operator") if principal.is_operator else principal.actor()
-        result = apply(case, RetryRefund(refund.id), actor, ctx)
+        amount = Money(refund.amount, refund.currency)
+        result = apply(case, RetryRefund(refund.id, amount), actor, ctx)
         rows.retry(conn, refund.id, ctx.now)
         record(app, repo, case, result)
         return repo.get_refund(refund_id)

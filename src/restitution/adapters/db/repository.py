@@ -900,9 +900,6 @@ class Repository:
     def get_refund(self, refund_id: str) -> Any:
         return _GET_REFUND.first(self.conn, {"refund_id": refund_id})
 
-    def refund_for_case(self, case_id: str) -> Any:
-        return self.conn.execute(select(t.refunds).where(t.refunds.c.case_id == case_id)).first()
-
     def list_refunds(
         self, case_ids: Sequence[str] | None, *, limit: int, after: str | None
     ) -> tuple[list[Any], bool]:
