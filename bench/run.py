@@ -192,7 +192,8 @@ def run_wrk(
     the CPU seconds that wrk, the server (`server_pid`) and, with `postgres`, the PostgreSQL
     server used meanwhile."""
     server_cpu = proc_cpu_seconds(server_pid)
-    postgres_cpu = postgres_cpu_seconds() if postgres else 0.0
+    # None: not measured (SQLite, or a PostgreSQL whose processes are not on this machine)
+    postgres_cpu = (postgres_cpu_seconds() or None) if postgres else None
     command = [
         wrk,
         "-t1",
@@ -216,7 +217,8 @@ def run_wrk(
     errors = process.stderr.read()
     code, cpu = cpu_seconds_of(process)
     server_cpu = proc_cpu_seconds(server_pid) - server_cpu
-    postgres_cpu = postgres_cpu_seconds() - postgres_cpu if postgres else 0.0
+    if postgres_cpu is not None:
+        postgres_cpu = postgres_cpu_seconds() - postgres_cpu
     line = next((x for x in out.splitlines() if x.startswith("BENCH_JSON ")), None)
     if code != 0 or line is None:
         raise RuntimeError(f"wrk failed ({code}): {out}\n{errors}")
@@ -229,7 +231,7 @@ def run_wrk(
         loadgen_cpu_s=cpu,
         server_cpu_s=server_cpu,
         postgres=postgres,
-        postgres_cpu_s=postgres_cpu,
+        postgres_cpu_s=postgres_cpu,  # None: not measured
         seconds=duration,
         errors_text=errors.strip(),
     )
@@ -634,11 +636,11 @@ def http_cpu_note(name: str, run: dict[str, Any], ceiling: dict[str, Any], goal:
     if it were spread over all of them and the load generator cost nothing."""
 
     def each(result: dict[str, Any], key: str) -> float:
-        return float(result[key]) / max(int(result["requests"]), 1) * 1e6
+        return float(result[key] or 0.0) / max(int(result["requests"]), 1) * 1e6
 
     def cost(result: dict[str, Any]) -> str:
         text = f"{each(result, 'server_cpu_s'):,.0f} µs"
-        if result["postgres_cpu_s"] > 0:
+        if result["postgres_cpu_s"] is not None:
             text += f" + PostgreSQL {each(result, 'postgres_cpu_s'):,.0f} µs"
         elif result.get("postgres"):
             text += " (PostgreSQL's not measured: its processes are not on this machine)"

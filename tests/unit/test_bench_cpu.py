@@ -60,17 +60,24 @@ def test_the_http_note_bounds_a_figure_by_its_cpu_on_all_cores(
     )
 
 
-def test_the_http_note_leaves_out_a_database_that_used_no_cpu() -> None:
-    reads = {"requests": 1_000, "rate": 100.0, "server_cpu_s": 0.25, "postgres_cpu_s": 0.0,
-             "loadgen_cpu_s": 0.01}  # fmt: skip
+def test_the_http_note_of_sqlite_names_no_other_database() -> None:
+    reads = {"requests": 1_000, "rate": 100.0, "server_cpu_s": 0.25, "postgres": False,
+             "postgres_cpu_s": None, "loadgen_cpu_s": 0.01}  # fmt: skip
     note = http_cpu_note("eligibility", reads, reads, 0.50)
     assert "the server 250 µs, wrk 10 µs; the ceiling app 250 µs." in note
     assert "PostgreSQL" not in note
 
 
+def test_the_http_note_counts_postgresql_s_share_even_when_it_is_nothing() -> None:
+    constant = {"requests": 1_000, "rate": 100.0, "server_cpu_s": 0.08, "postgres": True,
+                "postgres_cpu_s": 0.0, "loadgen_cpu_s": 0.01}  # fmt: skip
+    note = http_cpu_note("eligibility", constant, constant, 0.50)
+    assert "the ceiling app 80 µs + PostgreSQL 0 µs." in note
+
+
 def test_the_http_note_says_so_when_postgresql_is_not_on_this_machine() -> None:
     run = {"requests": 1_000, "rate": 100.0, "server_cpu_s": 0.5, "postgres": True,
-           "postgres_cpu_s": 0.0, "loadgen_cpu_s": 0.01}  # fmt: skip
+           "postgres_cpu_s": None, "loadgen_cpu_s": 0.01}  # fmt: skip
     note = http_cpu_note("writes", run, run, 0.60)
     assert "the server 500 µs (PostgreSQL's not measured: its processes are not on this " in note
 
