@@ -212,7 +212,10 @@ def test_the_buyer_is_told_the_seller_has_not_said_where_to_return(api: Api) -> 
     page = signed_in(api, "buyer", "b_1").get(f"/portal/cases/{case_id}").text
 
     assert "The seller has not yet said where to send the item" in page
-    assert "Waiting for the <strong>seller</strong>" in page
+    assert (
+        "Waiting for the <strong>seller</strong> to give you a return address or a prepaid label"
+        in page
+    )
     assert "/add_return_address" not in page
 
 

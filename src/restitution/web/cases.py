@@ -223,6 +223,8 @@ def deadline_view(case: Case, app: App, principal: Principal) -> dict[str, Any] 
         DEADLINE_WORDS.get(deadline.kind, ("act", "the case moves on"))
     )
     mine = deadline.party == principal.role
+    if principal.role == "buyer":  # "Waiting for the seller to answer your request"
+        todo = todo.replace("the buyer's", "your").replace("the buyer", "you")
     return {
         "due_at": deadline.due_at,
         "mine": mine,
