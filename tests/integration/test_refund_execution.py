@@ -393,3 +393,31 @@ def test_a_retry_sent_again_with_its_idempotency_key_is_answered_as_the_first(ap
     other_key = mediator("POST", path, headers={"Idempotency-Key": "retry-2"})
     assert other_key.status_code == 409
     assert other_key.json()["error"]["code"] == "refund_not_failed"
+
+
+def test_a_party_with_more_cases_than_sqlite_takes_parameters_lists_its_refunds(
+    api: Api,
+) -> None:
+    """A seller's refunds are chosen in the statement, not by a list of their case ids:
+    SQLite refuses a statement with more bound parameters than its limit (32,766 by
+    default; a big seller has more cases). Here the limit is 10 and the seller has 12."""
+    cases = []
+    for n in range(12):
+        api.put_order(f"o_many_{n}")
+        opened = ok(api.open_case(f"o_many_{n}"), 201)
+        cases.append(seller(api, opened["id"], "accept")["id"])
+    if api.app.db.is_sqlite:
+        import sqlite3
+
+        from sqlalchemy import event
+
+        def low_limit(dbapi_connection: Any, _: Any) -> None:
+            dbapi_connection.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 10)
+
+        event.listen(api.app.db.engine, "connect", low_limit)
+        api.app.db.dispose()  # connections made from now on have the low limit
+
+    for role, party_id in (("seller", "s_1"), ("buyer", "b_1")):
+        listed = ok(api.as_(role, party_id)("GET", "/v1/refunds?limit=100"))
+
+        assert sorted(refund["case_id"] for refund in listed["data"]) == sorted(cases)

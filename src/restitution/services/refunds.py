@@ -316,16 +316,16 @@ def list_refunds(
 ) -> tuple[list[Any], bool]:
     with app.db.transaction(write=False) as conn:
         repo = Repository(conn)
-        case_ids: list[str] | None = None
+        scope: dict[str, Any] = {}  # the operator's: every refund
         if case_id is not None:
             case = repo.get_case(case_id)
             if case is None or not can_see_case(principal, case):
                 raise not_found("case", case_id)
-            case_ids = [case_id]
+            scope = {"case_id": case_id}
         elif principal.role in ("buyer", "seller"):
             assert principal.party_id is not None
-            case_ids = repo.case_ids_visible_to(f"{principal.role}_id", principal.party_id)
+            scope = {"party": (principal.role, principal.party_id)}
         elif principal.role == "mediator":
             # Escalated cases, and those whose refund failed (every refund the gateway gave up on).
-            case_ids = repo.case_ids_seen_by_mediators()
-        return repo.list_refunds(case_ids, limit=limit, after=starting_after)
+            scope = {"mediators": True}
+        return repo.list_refunds(**scope, limit=limit, after=starting_after)

@@ -901,12 +901,28 @@ class Repository:
         return _GET_REFUND.first(self.conn, {"refund_id": refund_id})
 
     def list_refunds(
-        self, case_ids: Sequence[str] | None, *, limit: int, after: str | None
+        self,
+        *,
+        case_id: str | None = None,
+        party: tuple[str, str] | None = None,
+        mediators: bool = False,
+        limit: int,
+        after: str | None,
     ) -> tuple[list[Any], bool]:
-        r = t.refunds.c
+        """Refunds newest first: of one case, of a (role, party id)'s cases, of the cases the
+        mediators see, or (none of those given) all. The cases are chosen in the statement,
+        not sent as a list of ids: a big seller's would pass SQLite's limit of bound
+        parameters."""
+        r, c = t.refunds.c, t.cases.c
         conditions: list[Any] = []
-        if case_ids is not None:
-            conditions.append(r.case_id.in_(case_ids))
+        if case_id is not None:
+            conditions.append(r.case_id == case_id)
+        if party is not None:
+            role, party_id = party
+            owner = {"buyer": c.buyer_id, "seller": c.seller_id}[role]
+            conditions.append(r.case_id.in_(select(c.id).where(owner == party_id)))
+        if mediators:
+            conditions.append(r.case_id.in_(select(c.id).where(_SEEN_BY_MEDIATORS)))
         if after is not None:
             conditions.append(r.id < after)
         rows = self.conn.execute(
@@ -931,16 +947,6 @@ class Repository:
         except IntegrityError:
             return False
         return True
-
-    def case_ids_visible_to(self, column: str, party_id: str) -> list[str]:
-        return list(
-            self.conn.execute(
-                select(t.cases.c.id).where(getattr(t.cases.c, column) == party_id)
-            ).scalars()
-        )
-
-    def case_ids_seen_by_mediators(self) -> list[str]:
-        return list(self.conn.execute(select(t.cases.c.id).where(_SEEN_BY_MEDIATORS)).scalars())
 
     # ------------------------------------------------------------------ attachments
 
