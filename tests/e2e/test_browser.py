@@ -298,3 +298,45 @@ def test_a_form_without_its_csrf_token_is_refused(server: Server, browser: Any) 
     )
     assert response.status == 403
     assert server.http.get("/v1/cases", params={"buyer_id": "b_cleo"}).json()["data"] == []
+
+
+def test_a_return_with_nowhere_to_go_waits_for_the_sellers_address(
+    server: Server, browser: Any, photo: Path
+) -> None:
+    terms = {"free_return_shipping": False, "accepts_change_of_mind": False}
+    server.put_order("o_e2e_4", "b_dora", "s_lamps", seller_terms=terms)  # no return address
+    buyer = party_page(browser, server.portal_url("buyer", "b_dora"))
+    buyer.goto(f"{server.base}/portal/orders/o_e2e_4/claim?line=l1&reason=damaged")
+    buyer.get_by_label(re.compile("Send it back for a refund")).check()
+    buyer.get_by_label("Describe the problem").fill("The glass shade arrived broken.")
+    buyer.get_by_label(re.compile("Photos or videos")).set_input_files(str(photo))
+    buyer.get_by_role("button", name="Open the case").click()
+    expect(buyer.locator(".badge").first).to_have_text("awaiting seller")
+
+    # the seller accepts the return, then is asked where it should go
+    seller = party_page(browser, server.portal_url("seller", "s_lamps"))
+    seller.locator(".case-link").first.click()
+    seller.locator("form[action$='/accept']").get_by_role("button", name="Accept this offer").click()
+    expect(seller.locator(".badge").first).to_have_text("awaiting return shipment")
+    expect(seller.locator(".deadline")).to_contain_text("give the buyer a return address")
+    buyer.reload()
+    expect(buyer.get_by_text("The seller has not yet said where to send the item")).to_be_visible()
+    shot(buyer, "buyer-return-waiting-for-address")
+    address = seller.locator("form[action$='/add_return_address']")
+    for label, value in (("Name", "Lamps returns"), ("Street and number", "12 Canal Street"),
+                         ("City", "Utrecht"), ("Postal code", "3511"),
+                         ("Country (two letters, e.g. CN)", "NL")):  # fmt: skip
+        address.get_by_label(label).fill(value)
+    shot(seller, "seller-return-address")
+    address.get_by_role("button", name="Save the return address").click()
+    expect(seller.locator(".timeline")).to_contain_text("12 Canal Street")
+
+    # the buyer now has somewhere to send it, and ten days from now
+    buyer.reload()
+    ship = buyer.locator("form[action$='/ship_return']")
+    expect(ship.locator("address")).to_contain_text("12 Canal Street")
+    expect(buyer.locator(".deadline")).to_contain_text("Your turn:")
+    ship.get_by_label("Carrier").fill("PostNL")
+    ship.get_by_label("Tracking number").fill("3SABCD1234567")
+    ship.get_by_role("button", name="I have shipped the return").click()
+    expect(buyer.locator(".badge").first).to_have_text("return in transit")
