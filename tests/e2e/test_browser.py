@@ -316,7 +316,8 @@ def test_a_return_with_nowhere_to_go_waits_for_the_sellers_address(
     # the seller accepts the return, then is asked where it should go
     seller = party_page(browser, server.portal_url("seller", "s_lamps"))
     seller.locator(".case-link").first.click()
-    seller.locator("form[action$='/accept']").get_by_role("button", name="Accept this offer").click()
+    accept = seller.locator("form[action$='/accept']")
+    accept.get_by_role("button", name="Accept this offer").click()
     expect(seller.locator(".badge").first).to_have_text("awaiting return shipment")
     expect(seller.locator(".deadline")).to_contain_text("give the buyer a return address")
     buyer.reload()
