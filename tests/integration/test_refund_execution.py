@@ -309,6 +309,11 @@ def test_a_retried_refund_that_still_fails_fails_again_after_as_many_attempts(ap
     assert types[-3:] == ["refund.failed", "refund.retried", "refund.failed"], types
     retried = next(e for e in events(api, case["id"]) if e["type"] == "refund.retried")
     assert retried["actor"] == "operator"
+    first, again = (e for e in events(api, case["id"]) if e["type"] == "refund.failed")
+    assert first["data"]["reason"].startswith(f"the gateway failed {MAX_ATTEMPTS} times: ")
+    assert again["data"]["reason"].startswith(
+        f"the gateway failed {MAX_ATTEMPTS} times since it was retried ({2 * MAX_ATTEMPTS} in all)"
+    )
     with api.app.db.transaction(write=False) as conn:
         templates = list(conn.execute(select(t.emails.c.template)).scalars())
     assert templates.count("refund_failed") == 2  # the mediators are told each time

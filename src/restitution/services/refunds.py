@@ -211,7 +211,12 @@ def _record_outcome(app: App, claim: _Claim, result: GatewayResult) -> str | Non
         counted = claim.attempts - refund.attempts_before_retry
         if counted >= app.settings.refund_max_attempts:
             rows.give_up(conn, refund_id, result.error)
-            reason = f"the gateway failed {claim.attempts} times: {result.error or 'no reason'}"
+            times = f"{counted} times" + (
+                f" since it was retried ({claim.attempts} in all)"
+                if refund.attempts_before_retry
+                else ""
+            )
+            reason = f"the gateway failed {times}: {result.error or 'no reason'}"
             _finish(app, repo, refund, SYSTEM, succeeded=False, reason=reason)
             log.warning("refund_failed", refund_id=refund_id, attempts=claim.attempts)
             return "failed"
