@@ -449,3 +449,27 @@ def test_a_chunk_is_parsed_as_the_full_validation_alone_would(
         assert quick.count == 3
         assert [bad.line for bad in quick.bad] == [2, 3, 4, 7]
         assert len(quick.contacts) == 4
+
+
+@pytest.mark.parametrize(
+    ("times", "param"),
+    [
+        ({"shipped_at": "2026-02-24T09:59:59.999999Z"}, "shipped_at"),  # before placed_at
+        ({"delivered_at": "2026-02-26T09:00:00Z"}, "delivered_at"),  # before shipped_at
+        ({"shipped_at": None, "delivered_at": "2026-02-24T09:00:00Z"}, "delivered_at"),
+        ({"promised_delivery_by": "2026-02-24T04:59:59-05:00"}, "promised_delivery_by"),
+    ],
+)
+def test_times_out_of_order_are_left_to_the_full_check_which_names_them(
+    times: dict[str, Any], param: str
+) -> None:
+    for spelling in _both_spellings(_record(**times)):
+        assert _agree(spelling) is None
+        bad = full_check(7, copy.deepcopy(spelling))
+        assert isinstance(bad, BadOrder) and bad.message.startswith(f"{param}: "), bad
+
+
+def test_times_that_are_equal_are_in_order() -> None:
+    moment = "2026-02-24T10:00:00Z"
+    names = ("placed_at", "shipped_at", "delivered_at", "promised_delivery_by")
+    assert _agree(_record(**dict.fromkeys(names, moment))) is not None

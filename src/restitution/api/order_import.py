@@ -241,8 +241,13 @@ def _quick_row(body: dict[str, Any]) -> Row:
     shipped = _optional(_moment, body.get("shipped_at"))
     delivered = _optional(_moment, body.get("delivered_at"))
     promised = _optional(_moment, body.get("promised_delivery_by"))
-    if not _in_order(placed, shipped, delivered) or not _in_order(placed, promised):
-        raise _Unsure  # `check_times` says which
+    # `_moment`'s texts have one width: they sort as the times do.
+    if (
+        (shipped is not None and shipped < placed)
+        or (delivered is not None and delivered < (shipped or placed))
+        or (promised is not None and promised < placed)
+    ):
+        raise _Unsure  # out of order: `check_times` says which
     return (  # in `bulk.ROW_COLUMNS` order
         _text(body.get("order_id"), MAX_ORDER_ID_LENGTH, min_length=1),
         _id(body.get("buyer_id")),
@@ -384,13 +389,6 @@ def _boolean(value: Any) -> bool:
     if type(value) is not bool:
         raise _Unsure
     return value
-
-
-def _in_order(*moments: str | None) -> bool:
-    """The times given (`_moment`'s texts, of one width: they sort as the times do) are in
-    order."""
-    known = [moment for moment in moments if moment is not None]
-    return known == sorted(known)
 
 
 def _moment(value: Any) -> str:
