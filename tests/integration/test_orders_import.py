@@ -177,6 +177,34 @@ def test_a_csv_file_makes_one_order_of_consecutive_rows(database_url: str, tmp_p
     assert _order(database_url, "o_c") is None
 
 
+def test_a_csv_file_s_return_shipping_estimate_is_the_order_s_not_the_address_s(
+    database_url: str, tmp_path: Path
+) -> None:
+    header = (
+        "order_id,buyer_id,seller_id,currency,placed_at,shipping_amount,payment_method,"
+        "return_shipping_estimate,return_name,return_line1,return_city,return_postal_code,"
+        "return_country,line_id,quantity,unit_amount"
+    )
+    file = tmp_path / "orders.csv"
+    file.write_text(
+        f"{header}\n"
+        "o_with,b_1,s_1,USD,2026-03-01T10:00:00Z,0,card,800,Shop,1 Rd,Shenzhen,518000,CN,l1,1,900\n"
+        "o_without,b_1,s_1,USD,2026-03-01T10:00:00Z,0,card,500,,,,,,l1,1,900\n",
+        encoding="utf-8",
+    )
+
+    result = _import(database_url, tmp_path, file)
+
+    assert result.exit_code == 0, result.output
+    with_address, without = _order(database_url, "o_with"), _order(database_url, "o_without")
+    assert with_address is not None and without is not None
+    assert with_address.return_shipping_estimate == 800
+    assert with_address.seller_terms.return_address is not None
+    assert with_address.seller_terms.return_address.city == "Shenzhen"
+    assert without.return_shipping_estimate == 500
+    assert without.seller_terms.return_address is None
+
+
 def test_importing_again_replaces_the_orders(database_url: str, tmp_path: Path) -> None:
     first = _jsonl(tmp_path / "first.jsonl", [_record("o_1"), _record("o_2")])
     assert _import(database_url, tmp_path, first).exit_code == 0

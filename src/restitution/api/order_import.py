@@ -51,7 +51,11 @@ ORDER_COLUMNS = (
     "return_postal_code",
     "return_country",
 )
-ADDRESS_COLUMNS = tuple(column for column in ORDER_COLUMNS if column.startswith("return_"))
+ADDRESS_COLUMNS = tuple(
+    column
+    for column in ORDER_COLUMNS
+    if column.startswith("return_") and column != "return_shipping_estimate"
+)
 LINE_COLUMNS = ("line_id", "sku", "title", "category", "quantity", "unit_amount", "custom_made")
 CSV_COLUMNS = ORDER_COLUMNS + LINE_COLUMNS
 INTEGER_COLUMNS = frozenset(
