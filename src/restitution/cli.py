@@ -666,12 +666,14 @@ def _print_welcome(application: App, key: str, generated: bool, with_demo: bool)
     database = _safe_url(application.settings.database_url)
     console.print(f"[bold]Restitution[/bold] on {base}  (database {database})")
     console.print(f"  API docs:      {base}/docs")
+    settings = application.settings
     if generated:
-        console.print(
-            f"  Operator key:  {key}   (generated now and kept in {application.settings.key_file})"
-        )
-    else:
+        console.print(f"  Operator key:  {key}   (generated now and kept in {settings.key_file})")
+    elif with_demo:  # a try-out: the key is needed for the tour's first request
         console.print(f"  Operator key:  {key}")
+    else:  # a deployment's logs are not the place for it
+        where = "RESTITUTION_OPERATOR_KEY" if settings.operator_key else settings.key_file
+        console.print(f"  Operator key:  from {where} (ends …{key[-4:]})")
     if with_demo:
         for role, party in (
             ("buyer", "b_alice"),
