@@ -617,6 +617,9 @@ def audit_verify(case_id: str | None = typer.Argument(None, help="One case; defa
     from restitution.services import audit
 
     report = audit.verify(_build(_settings()), case_id)
+    if case_id is not None and report.cases_checked == 0:
+        typer.echo(f"no case {case_id}", err=True)
+        raise typer.Exit(1)
     for link in report.broken:
         typer.echo(f"BROKEN {link.case_id} at event {link.seq} ({link.event_id}): {link.problem}")
     typer.echo(

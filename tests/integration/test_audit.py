@@ -47,6 +47,15 @@ def run_verify(api: Api, tmp_path: Path, *args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
+def test_verifying_a_case_that_does_not_exist_says_so_and_fails(api: Api, tmp_path: Path) -> None:
+    case_with_history(api)
+
+    code, output = run_verify(api, tmp_path, "case_nope")
+
+    assert (code, output.strip()) == (1, "no case case_nope")
+    assert audit.verify(api.app, "case_nope").cases_checked == 0
+
+
 def tamper(api: Api, case_id: str, seq: int) -> None:
     with api.app.db.transaction() as conn:
         conn.execute(

@@ -22,7 +22,10 @@ def verify(app: App, case_id: str | None = None) -> AuditReport:
     with app.db.transaction(write=False) as conn:
         repo = Repository(conn)
         versions = case_versions(conn, case_id)
-        case_ids = [case_id] if case_id else sorted({*versions, *repo.case_ids_with_events()})
+        if case_id is None:
+            case_ids = sorted({*versions, *repo.case_ids_with_events()})
+        else:  # a case that is known, by its row or by its events; otherwise none
+            case_ids = [case_id] if case_id in versions or repo.case_events(case_id) else []
         broken: list[BrokenLink] = []
         events = 0
         for cid in case_ids:
