@@ -215,25 +215,7 @@ def _print_simulation(report: SimulationReport, active: str) -> None:
     if not report.changed:
         console.print(Text("The draft changes nothing in these cases."), highlight=False)
     else:
-        shown = report.changed[:MAX_CASES_SHOWN]
-        more = len(report.changed) - len(shown)
-        cases = Table(
-            title=Text(f"{len(report.changed)} cases change"),
-            caption=Text(f"… and {more} more: --json lists them all") if more else None,
-        )
-        for column in ("case", "opened", "status", "change", "granted", "cap"):
-            wraps = column in ("change", "cap")
-            cases.add_column(column, no_wrap=not wraps, overflow="fold" if wraps else "ellipsis")
-        for result in shown:
-            cases.add_row(
-                Text(result.case_id),
-                Text(result.created_at.date().isoformat()),
-                Text(result.outcome or result.status),
-                Text(_describe_change(result)),
-                Text(str(result.granted)),
-                Text(f"{result.cap_before} → {result.cap_after}"),
-            )
-        console.print(cases)
+        _print_changed_cases(console, report.changed)
         totals = Table(title=Text("Totals per currency"))
         for column in ("currency", "refused", "granted on them", "allowed", "caps", "cap change"):
             totals.add_column(column, justify="left" if column == "currency" else "right")
@@ -254,6 +236,48 @@ def _print_simulation(report: SimulationReport, active: str) -> None:
     console.print(Text("Not modelled:"))
     for item in NOT_MODELLED:
         console.print(Text(f"- {item}"), highlight=False)
+
+
+# Columns below which the changed cases are listed rather than tabled.
+WIDE_ENOUGH_FOR_THE_TABLE = 120
+
+
+def _print_changed_cases(console: Console, changed: list[CaseReplay]) -> None:
+    """A table of the cases a draft changes; in a narrow terminal, where a table would
+    squeeze what changed (its point) to nothing, a paragraph a case."""
+    shown = changed[:MAX_CASES_SHOWN]
+    more = f"… and {len(changed) - len(shown)} more: --json lists them all"
+    if console.width < WIDE_ENOUGH_FOR_THE_TABLE:
+        console.print(Text(f"{len(changed)} cases change:"), highlight=False)
+        for result in shown:
+            console.print(
+                Text(
+                    f"- {result.case_id} (opened {result.created_at.date().isoformat()}, "
+                    f"{result.outcome or result.status}): {_describe_change(result)}; "
+                    f"granted {result.granted}; cap {result.cap_before} → {result.cap_after}"
+                ),
+                highlight=False,
+            )
+        if len(changed) > len(shown):
+            console.print(Text(more), highlight=False)
+        return
+    cases = Table(
+        title=Text(f"{len(changed)} cases change"),
+        caption=Text(more) if len(changed) > len(shown) else None,
+    )
+    for column in ("case", "opened", "status", "change", "granted", "cap"):
+        wraps = column in ("change", "cap")
+        cases.add_column(column, no_wrap=not wraps, overflow="fold" if wraps else "ellipsis")
+    for result in shown:
+        cases.add_row(
+            Text(result.case_id),
+            Text(result.created_at.date().isoformat()),
+            Text(result.outcome or result.status),
+            Text(_describe_change(result)),
+            Text(str(result.granted)),
+            Text(f"{result.cap_before} → {result.cap_after}"),
+        )
+    console.print(cases)
 
 
 def _describe_change(result: CaseReplay) -> str:

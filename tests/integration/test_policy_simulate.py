@@ -122,6 +122,23 @@ def test_the_table_names_the_refusals_and_what_is_not_modelled(api: Api, tmp_pat
     assert "Not modelled:" in result.stdout
 
 
+def test_a_narrow_terminal_gets_a_paragraph_a_case_with_its_change_whole(
+    api: Api, tmp_path: Path
+) -> None:
+    partly, rest, _ = _cases(api)
+    draft = _policy(tmp_path / "draft.toml", version=2, electronics_days=10)
+
+    result = _simulate(api, tmp_path, str(draft), COLUMNS="80")
+
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())  # the paragraphs, unfolded
+    assert "2 cases change:" in text
+    for case_id in (partly, rest):
+        assert f"- {case_id} (opened " in text
+    assert f"{partly} (opened" in text and "refused: return_window_closed (W2); granted" in text
+    assert text.count("refused: return_window_closed (W2); granted") == 2
+
+
 def test_the_table_shows_the_newest_changes_and_counts_the_rest(
     api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
