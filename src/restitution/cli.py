@@ -483,7 +483,11 @@ def worker(
     background = Worker(application, interval)
     if once:
         done = background.run_once()
-        typer.echo(", ".join(f"{name}: {count}" for name, count in done.items()))
+        typer.echo(
+            f"one round done: {done.get('clock', 0)} clock steps (deadlines fired, reminders, "
+            f"refund attempts, unused uploads deleted), {done.get('messages', 0)} messages "
+            "(outbox events dispatched, webhook deliveries and e-mails sent)"
+        )
         return
     typer.echo("worker running; Ctrl-C to stop")
     previous = signal.signal(signal.SIGTERM, lambda *_: background.request_stop())

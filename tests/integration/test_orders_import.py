@@ -236,7 +236,7 @@ def test_an_order_with_cases_is_not_repriced_by_an_import(
     result = _import(database_url, tmp_path, file)
 
     assert result.exit_code == 1, result.output
-    assert f"{file}:2: Order o_1 has cases" in result.output
+    assert f"{file}:2: shipping_amount: Order o_1 has cases" in result.output
     assert "its shipping_amount can no longer change" in result.output
     assert "imported 2 orders" in result.output
     assert "1 bad" in result.output

@@ -74,7 +74,9 @@ def import_orders(
                 check_replacement(stored, replaced)
             except Conflict as refusal:
                 repo.save_order(stored, now)
-                refused[stored.order_id] = refusal.message
+                # as the import reports a bad field: "field: message"
+                where = f"{refusal.param}: " if refusal.param else ""
+                refused[stored.order_id] = f"{where}{refusal.message}"
         for order_id, (role, party_id, contact) in contacts:
             if order_id not in refused:
                 save_contact(conn, role, party_id, contact, now)
