@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from restitution.adapters.db import tables as t
+from restitution.adapters.db.tables import metadata
 from tests.integration.conftest import Api
 
 FULL_L1 = 2749
@@ -18,6 +19,17 @@ FULL_L1 = 2749
 
 def usd(amount: int) -> dict[str, Any]:
     return {"amount": amount, "currency": "USD"}
+
+
+def snapshot(api: Api) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, in a stable order."""
+    with api.app.db.transaction(write=False) as conn:
+        return {
+            table.name: sorted(
+                (tuple(row) for row in conn.execute(select(table))), key=lambda row: repr(row)
+            )
+            for table in metadata.sorted_tables
+        }
 
 
 def ok(response: Any, status: int = 200) -> dict[str, Any]:
@@ -122,6 +134,32 @@ def escalated_case(api: Api) -> dict[str, Any]:
     case = open_case(api)
     seller(api, case["id"], "reject", reason="The phone left us intact.")
     return buyer(api, case["id"], "escalate", reason="The seller refuses.")
+
+
+def eligibility_of(api: Api, line_id: str) -> list[dict[str, Any]]:
+    """The eligibility answer of o_1's line, every reason, as its buyer asks it."""
+    answer = ok(api.client.get("/v1/orders/o_1/eligibility", headers=api.auth("buyer", "b_1")))
+    return next(line["reasons"] for line in answer["lines"] if line["line_id"] == line_id)
+
+
+def assert_closed_for_good(api: Api, clause_id: str) -> None:
+    """l1 of o_1 is refused for every reason, citing `clause_id`; opening a case on it is
+    refused so, and writes nothing; l2, never claimed, stays open to a case."""
+    l1 = eligibility_of(api, "l1")
+    assert {(r["eligible"], r["code"]) for r in l1} == {(False, "case_already_decided")}
+    assert {tuple(clause_ids(r)) for r in l1} == {(clause_id,)}
+    assert all(r["max_refund"] == usd(0) and r["remedies"] == [] for r in l1)
+    assert any(r["eligible"] for r in eligibility_of(api, "l2"))
+    evidence = api.upload("buyer", "b_1")
+    before = snapshot(api)
+
+    response = api.open_case(attachments=[evidence])
+
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert (error["type"], error["code"]) == ("policy_violation", "case_already_decided")
+    assert clause_id in error["clauses"]
+    assert snapshot(api) == before
 
 
 def fired_per_case(api: Api) -> dict[str, int]:

@@ -12,6 +12,7 @@ from tests.integration.case_steps import (
     agree_on_replacement,
     agree_on_return,
     agree_on_return_without_address,
+    assert_closed_for_good,
     clause_ids,
     escalated_case,
     events,
@@ -127,6 +128,15 @@ def test_return_not_shipped_within_ten_days_expires_without_refund(api: Api) -> 
     expired = events(api, case_id)[-1]
     assert (expired["type"], expired["actor"]) == ("case.expired", "system")
     assert "D3" in clause_ids(expired)
+
+
+def test_a_line_whose_return_expired_at_d3_is_closed_to_new_cases(api: Api) -> None:
+    case_id = agree_on_return(api)["id"]
+    api.advance(days=10)
+    assert get_case(api, case_id)["outcome"] == "expired"
+    api.forget_tokens()  # the buyer's link of ten days ago has expired
+
+    assert_closed_for_good(api, "D3")
 
 
 def test_agreed_return_without_an_address_runs_d3_against_the_seller(api: Api) -> None:

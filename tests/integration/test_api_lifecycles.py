@@ -18,8 +18,10 @@ from tests.integration.case_steps import (
     FULL_L1,
     agree_on_replacement,
     agree_on_return,
+    assert_closed_for_good,
     buyer,
     clause_ids,
+    eligibility_of,
     escalated_case,
     event_types,
     events,
@@ -424,6 +426,23 @@ def test_new_case_is_allowed_once_the_earlier_one_is_withdrawn(api: Api) -> None
 
     assert second["id"] != first["id"]
     assert second["refundable"] == usd(FULL_L1)
+
+
+def test_a_line_whose_claim_the_mediator_rejected_is_closed_to_new_cases(api: Api) -> None:
+    case_id = escalated_case(api)["id"]
+    mediator(api, case_id, "decision", kind="reject", note="No evidence of damage.")
+
+    assert_closed_for_good(api, "X1")
+
+
+def test_a_line_whose_earlier_case_was_withdrawn_shows_it_open_to_a_new_case(api: Api) -> None:
+    first = open_case(api)
+    buyer(api, first["id"], "withdraw")
+
+    l1 = eligibility_of(api, "l1")
+    assert "case_already_decided" not in {r["code"] for r in l1}
+    assert next(r for r in l1 if r["reason"] == "damaged")["eligible"]
+    assert ok(api.open_case(), 201)["refundable"] == usd(FULL_L1)
 
 
 def test_refundable_on_a_later_case_is_what_earlier_refunds_left(api: Api) -> None:

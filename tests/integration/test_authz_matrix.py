@@ -16,14 +16,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 
-from restitution.adapters.db.tables import metadata
 from restitution.api.app import create_api
 from restitution.bootstrap import build_app
 from restitution.services.clock import TestClock
 from restitution.settings import Settings
 from tests.conftest import START, _truncate_all
+from tests.integration.case_steps import snapshot
 from tests.integration.conftest import ON_SQLITE, OPERATOR_KEY, Api, make_settings, order_body
 
 BUYER, SELLER = "b_1", "s_1"
@@ -145,17 +144,6 @@ def matrix(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Api
         _truncate_all(url)
         with _world_api(url, tmp_path) as api:
             yield api, build_world(api)
-
-
-def snapshot(api: Api) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table, in a stable order."""
-    with api.app.db.transaction(write=False) as conn:
-        return {
-            table.name: sorted(
-                (tuple(row) for row in conn.execute(select(table))), key=lambda row: repr(row)
-            )
-            for table in metadata.sorted_tables
-        }
 
 
 @dataclass(frozen=True)

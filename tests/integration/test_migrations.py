@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 
 from restitution.adapters.db import tables as t
 from restitution.adapters.db.engine import (
@@ -15,11 +15,15 @@ from restitution.adapters.db.engine import (
     is_up_to_date,
     migrate,
 )
+from restitution.adapters.db.repository import Repository
 from restitution.adapters.db.tables import metadata
 from tests.integration.case_steps import (
     RETURN_ADDRESS,
     TERMS_WITHOUT_ADDRESS,
     agree_on_return,
+    buyer,
+    escalated_case,
+    mediator,
     ok,
     open_case,
     refund_request,
@@ -130,6 +134,41 @@ def test_0009_hands_the_waiting_returns_with_nowhere_to_go_to_the_seller(api: Ap
         migrate(db)
         assert _d3_of(db, nowhere) == (*escalate, False)  # the seller's reminder is to come
         assert _d3_of(db, addressed) == (*expire, True)
+    finally:
+        migrate(db)
+        db.dispose()
+
+
+def _closed_as(db: Database) -> dict[str, object]:
+    cl = t.case_lines.c
+    with db.engine.connect() as conn:
+        rows = conn.execute(select(cl.order_id, cl.closed_as).where(cl.line_id == "l1")).all()
+    return {order_id: closed_as for order_id, closed_as in rows}
+
+
+def test_0011_notes_on_their_lines_how_the_resolved_cases_ended(api: Api) -> None:
+    """Cases resolved before 0011 close their lines as new ones do: a rejected line is
+    refused to another case after it (X1), a withdrawn one is not; an open case's is NULL."""
+    rejected = escalated_case(api)["id"]
+    mediator(api, rejected, "decision", kind="reject", note="No evidence of damage.")
+    api.put_order("o_2")
+    buyer(api, ok(api.open_case("o_2"), 201)["id"], "withdraw")
+    api.put_order("o_3")
+    ok(api.open_case("o_3"), 201)
+    api.app.db.dispose()  # nothing of the app's holds the tables while they change
+    db = Database(str(api.app.db.engine.url.render_as_string(hide_password=False)))
+    closed_as = {"o_1": "rejected", "o_2": "withdrawn", "o_3": None}
+    try:
+        assert _closed_as(db) == closed_as  # as the code writes it
+        command.downgrade(_alembic_config(db), "0010")
+        columns = {column["name"] for column in inspect(db.engine).get_columns("case_lines")}
+        assert "closed_as" not in columns
+        migrate(db)
+        assert _closed_as(db) == closed_as  # as 0011 fills it in
+        with db.engine.connect() as conn:
+            claims = Repository(conn).order_with_claims("o_1")
+        assert claims is not None and claims.closed_as == {"l1": ["rejected"]}
+        assert is_up_to_date(db)
     finally:
         migrate(db)
         db.dispose()

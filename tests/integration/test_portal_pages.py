@@ -294,6 +294,18 @@ def test_my_orders_shows_the_return_window_countdown(api: Api) -> None:
     assert "<time datetime=" in page
 
 
+def test_my_orders_no_longer_offers_to_report_a_line_the_platform_decided(api: Api) -> None:
+    case_id = escalated_case(api)
+    mediator = api.as_("mediator", "m_1")
+    decided = mediator("POST", f"/v1/cases/{case_id}/decision", json={"kind": "reject"})
+    assert decided.status_code == 200, decided.text
+    page = signed_in(api, "buyer", "b_1").get("/portal/orders").text
+    assert "/portal/orders/o_1/claim?line=l1" not in page
+    assert "/portal/orders/o_1/claim?line=l2" in page  # never claimed
+    assert "Cannot be returned:</strong> The platform rejected an earlier claim" in page
+    assert "its decision is final" in page
+
+
 def test_the_buyer_opens_a_case_from_the_form_with_a_photo(api: Api) -> None:
     api.put_order()
     buyer = signed_in(api, "buyer", "b_1")

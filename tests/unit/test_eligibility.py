@@ -368,3 +368,64 @@ def test_a_verdict_serialises_to_the_eligibility_entry() -> None:
     assert entry["clauses"][0] == {"id": "W1", "text": POLICY.clauses["W1"].text}  # type: ignore[index]
     assert {"line_id", "reason", "eligible", "remedies", "return_shipping_paid_by",
             "evidence_required", "advice"} <= entry.keys()  # fmt: skip
+
+
+# earlier cases on the line (X1, D3) -----------------------------------------------------
+
+
+def _after(*outcomes: str, reason: str = "damaged", **kwargs: Any) -> Verdict:
+    return evaluate(POLICY, _order(), "l1", reason, DELIVERED, earlier_outcomes=outcomes, **kwargs)
+
+
+@pytest.mark.parametrize("reason", REASONS)
+def test_a_line_whose_claim_the_platform_rejected_is_refused_for_every_reason_citing_x1(
+    reason: str,
+) -> None:
+    verdict = _after("withdrawn", "rejected", reason=reason)
+    assert (verdict.eligible, verdict.code) == (False, "case_already_decided")
+    assert verdict.clause_ids == ("X1",)
+    assert "rejected" in verdict.message and "decision is final" in verdict.message
+    assert (verdict.remedies, verdict.max_refund) == ((), Money(0, "USD"))
+
+
+@pytest.mark.parametrize("reason", REASONS)
+def test_a_line_whose_return_was_never_shipped_is_refused_for_every_reason_citing_d3(
+    reason: str,
+) -> None:
+    verdict = _after("expired", reason=reason)
+    assert (verdict.eligible, verdict.code) == (False, "case_already_decided")
+    assert verdict.clause_ids == ("D3",)
+    assert verdict.clauses[0].text == POLICY.deadlines["D3"].text
+    assert "not shipped within 10 days" in verdict.message
+
+
+def test_a_rejection_is_cited_before_an_expiry_on_the_same_line() -> None:
+    assert _after("expired", "rejected").clause_ids == ("X1",)
+
+
+@pytest.mark.parametrize("outcome", ["withdrawn", "replaced", "refunded", "partially_refunded"])
+def test_other_outcomes_leave_the_line_open_to_another_case(outcome: str) -> None:
+    verdict = _after(outcome)
+    assert verdict.eligible and verdict.code is None
+    assert verdict.max_refund == Money(1000, "USD")
+
+
+def test_money_an_earlier_case_refunded_still_caps_the_next_one() -> None:
+    verdict = evaluate(
+        POLICY, _two_line_order(), "l1", "damaged", DELIVERED,
+        already_refunded=2000, earlier_outcomes=("partially_refunded",),
+    )  # fmt: skip
+    assert verdict.eligible and verdict.max_refund == Money(241, "USD")
+
+
+def test_a_decided_line_is_refused_even_after_its_window_closed() -> None:
+    late = DELIVERED + timedelta(days=40)
+    verdict = evaluate(POLICY, _order(), "l1", "damaged", late, earlier_outcomes=("rejected",))
+    assert verdict.code == "case_already_decided"
+
+
+def test_evaluate_line_refuses_every_reason_of_a_decided_line() -> None:
+    verdicts = evaluate_line(POLICY, _order(), "l1", DELIVERED, earlier_outcomes=("expired",))
+    assert {(v.eligible, v.code, v.clause_ids) for v in verdicts} == {
+        (False, "case_already_decided", ("D3",))
+    }

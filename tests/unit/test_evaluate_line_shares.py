@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from restitution.domain.cases import OUTCOMES
 from restitution.domain.eligibility import evaluate, evaluate_line
 from restitution.domain.orders import Order, OrderLine, Payment, SellerTerms
 from restitution.domain.policy import REASONS
@@ -62,16 +63,32 @@ def orders(draw: st.DrawFn) -> Order:
     after=st.integers(0, 90 * 24 * 3600),
     offset_hours=st.sampled_from((0, -5, 3, 14)),
     already_refunded=st.integers(0, 250_000),
+    earlier_outcomes=st.lists(st.sampled_from(OUTCOMES), max_size=2),
 )
 def test_every_reason_answers_as_evaluate_alone(
-    order: Order, line_id: str, after: int, offset_hours: int, already_refunded: int
+    order: Order,
+    line_id: str,
+    after: int,
+    offset_hours: int,
+    already_refunded: int,
+    earlier_outcomes: list[str],
 ) -> None:
     now = (PLACED + timedelta(seconds=after)).astimezone(timezone(timedelta(hours=offset_hours)))
 
-    together = evaluate_line(POLICY, order, line_id, now, already_refunded)
+    together = evaluate_line(
+        POLICY, order, line_id, now, already_refunded, earlier_outcomes=earlier_outcomes
+    )
 
     alone = [
-        evaluate(POLICY, order, line_id, reason, now, already_refunded=already_refunded)
+        evaluate(
+            POLICY,
+            order,
+            line_id,
+            reason,
+            now,
+            already_refunded=already_refunded,
+            earlier_outcomes=earlier_outcomes,
+        )
         for reason in REASONS
     ]
     assert together == alone

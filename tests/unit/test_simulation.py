@@ -11,7 +11,12 @@ from restitution.domain.cases import Case, CaseLine
 from restitution.domain.money import Money
 from restitution.domain.orders import Order, OrderLine, Payment
 from restitution.policies import default_policy
-from restitution.services.simulation import SimulationReport, granted_before, replay
+from restitution.services.simulation import (
+    SimulationReport,
+    granted_before,
+    outcomes_before,
+    replay,
+)
 
 DELIVERED = datetime(2026, 11, 12, 10, 0, tzinfo=UTC)
 POLICY = default_policy()  # electronics: 30 days after delivery; others 15
@@ -106,13 +111,16 @@ def test_a_case_the_baseline_refuses_and_the_draft_allows_is_allowed() -> None:
     assert (report.baseline_refused, report.totals["USD"].allowed_cases) == (1, 1)
 
 
-def _grant(case_id: str, line_id: str, days: int, amount: int) -> SimpleNamespace:
+def _grant(
+    case_id: str, line_id: str, days: int, amount: int, closed_as: str | None = None
+) -> SimpleNamespace:
     return SimpleNamespace(
         order_id="o1",
         line_id=line_id,
         case_id=case_id,
         created_at=DELIVERED + timedelta(days=days),
         granted_amount=amount,
+        closed_as=closed_as,
     )
 
 
@@ -129,6 +137,35 @@ def test_granted_before_counts_earlier_cases_on_the_claimed_lines_only() -> None
     ]
 
     assert granted_before(case, rows) == ({"l1": 4200}, 4000)
+
+
+def test_outcomes_before_are_those_of_earlier_cases_on_the_claimed_lines_only() -> None:
+    case = _case(CaseLine("l1", 1), id="case_5", days_after_delivery=5)
+    rows = [
+        _grant("case_1", "l1", 1, 0, "withdrawn"),
+        _grant("case_2", "l1", 2, 0, "rejected"),
+        _grant("case_2", "l2", 2, 0, "rejected"),  # not claimed by case_5
+        _grant("case_6", "l1", 9, 0, "expired"),  # opened later
+        _grant("case_5", "l1", 5, 0, "refunded"),  # the case itself
+    ]
+
+    assert outcomes_before(case, rows) == {"l1": ["withdrawn", "rejected"]}
+
+
+def test_a_case_opened_after_a_rejection_on_its_line_is_refused_under_both_policies() -> None:
+    """Opened before X1's finality was checked: its baseline refuses it, and the draft
+    changes nothing about it."""
+    case = _case(days_after_delivery=5)
+
+    result = replay(
+        case, _order(), {}, POLICY, SHORTER_ELECTRONICS, 0, earlier_outcomes={"l1": ["rejected"]}
+    )
+    report = SimulationReport(draft="default v2")
+    report.add(result, against_active=False)
+
+    assert result.lines[0].before.code == result.lines[0].after.code == "case_already_decided"
+    assert result.change is None
+    assert report.baseline_refused == 1 and report.changed == []
 
 
 def test_the_report_totals_each_currency_apart() -> None:

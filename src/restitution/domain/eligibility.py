@@ -1,9 +1,10 @@
 """May a buyer open a case for this order line and reason, now? And on what terms?
 
 `evaluate` is pure: the policy, the order and `now` are arguments. It checks, in order, the
-line and quantity, the window (W1/W2 after delivery, W3 for not received), the hygiene (H1) and
-custom-made (H2) exclusions, change of mind (R3) and what is left to refund, and answers a
-`Verdict` that cites every clause that decided it, refusing clause first.
+line and quantity, whether an earlier case closed the line for good (X1, D3), the window
+(W1/W2 after delivery, W3 for not received), the hygiene (H1) and custom-made (H2)
+exclusions, change of mind (R3) and what is left to refund, and answers a `Verdict` that
+cites every clause that decided it, refusing clause first.
 
 Not received without a promised delivery date: the claim may be opened as soon as the order
 has shipped (or, never shipped, once it was placed); the seller answers it in the case.
@@ -11,6 +12,7 @@ has shipped (or, never shipped, once it was placed); the seller answers it in th
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import NamedTuple
@@ -40,6 +42,7 @@ REFUSAL_CODES: tuple[str, ...] = (
     "change_of_mind_not_accepted",
     "nothing_left_to_refund",
     "case_already_open",
+    "case_already_decided",
 )
 
 REASON_NAMES: dict[str, str] = {
@@ -124,7 +127,13 @@ def require_evidence(policy: Policy, reason: str, attachment_count: int) -> None
 
 
 def evaluate_line(
-    policy: Policy, order: Order, line_id: str, now: datetime, already_refunded: int = 0
+    policy: Policy,
+    order: Order,
+    line_id: str,
+    now: datetime,
+    already_refunded: int = 0,
+    *,
+    earlier_outcomes: Collection[str] = (),
 ) -> list[Verdict]:
     """The verdict for every reason, in the order of `REASONS`: each what `evaluate` answers,
     with what the reasons share (the line, its windows, the most that can be refunded, the
@@ -132,7 +141,9 @@ def evaluate_line(
     every line; bench/RESULTS.md, round 6)."""
     shared = _Shared(_line(order, line_id))
     return [
-        _evaluate(policy, order, line_id, reason, now, None, already_refunded, shared)
+        _evaluate(
+            policy, order, line_id, reason, now, None, already_refunded, earlier_outcomes, shared
+        )
         for reason in REASONS
     ]
 
@@ -146,14 +157,19 @@ def evaluate(
     *,
     quantity: int | None = None,
     already_refunded: int = 0,
+    earlier_outcomes: Collection[str] = (),
 ) -> Verdict:
     """Whether `quantity` units (default: all) of a line may be claimed for `reason` at `now`.
 
     `already_refunded` is what other cases have refunded or have pending on this line, in
     minor units; the refund offered never exceeds what was paid for the line minus that.
+    `earlier_outcomes` are the outcomes of the resolved cases on this line: `rejected` or
+    `expired` among them refuses the line for every reason (`case_already_decided`).
     """
     shared = _Shared(_line(order, line_id))
-    return _evaluate(policy, order, line_id, reason, now, quantity, already_refunded, shared)
+    return _evaluate(
+        policy, order, line_id, reason, now, quantity, already_refunded, earlier_outcomes, shared
+    )
 
 
 def _evaluate(
@@ -164,6 +180,7 @@ def _evaluate(
     now: datetime,
     quantity: int | None,
     already_refunded: int,
+    earlier_outcomes: Collection[str],
     shared: _Shared,
 ) -> Verdict:
     if reason not in REASONS:
@@ -187,6 +204,10 @@ def _evaluate(
         return verdict.refuse(
             "invalid_quantity", f"The quantity must be a whole number from 1 to {line.quantity}."
         )
+    if earlier_outcomes:
+        decided = _decided(policy, line, earlier_outcomes)
+        if decided is not None:
+            return verdict.refuse(*decided)
 
     window_clause, closes_at, refusal = shared.window(policy, order, line, reason, now)
     verdict.closes_at = closes_at
@@ -296,6 +317,27 @@ def _max_refund(order: Order, line: OrderLine, quantity: int, already_refunded: 
 
 
 _Refusal = tuple[str, str]
+
+
+def _decided(
+    policy: Policy, line: OrderLine, earlier_outcomes: Collection[str]
+) -> tuple[str, str, str] | None:
+    """The refusal of a line an earlier case closed for good (code, message, clause): the
+    platform rejected the claim, and its decision is final (X1); or the buyer never shipped
+    the agreed return (D3). Any other outcome leaves the line open to another case, within
+    what was paid for it and not refunded yet."""
+    if "rejected" in earlier_outcomes:
+        why = f"The platform rejected an earlier claim on “{line.title}”, and its decision is final"
+        clause_id = "X1"
+    elif "expired" in earlier_outcomes:
+        why = (
+            f"An earlier case on “{line.title}” closed without a refund when the agreed return "
+            f"was not shipped within {policy.deadlines['D3'].days} days"
+        )
+        clause_id = "D3"
+    else:
+        return None
+    return "case_already_decided", f"{why}; no other case can be opened for it.", clause_id
 
 
 def _window(

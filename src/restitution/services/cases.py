@@ -33,7 +33,8 @@ from restitution.services.ports import CaseFilter, StoredEvent
 from restitution.services.recording import record
 
 WHOLE_LINE = 0  # a case line's quantity when the buyer claims every unit of the line
-LINE_REFUSALS = ("invalid_quantity", "unknown_line")  # refusals that name `lines`, not `reason`
+# Refusals that name `lines`, not `reason`.
+LINE_REFUSALS = ("invalid_quantity", "unknown_line", "case_already_decided")
 
 
 def open_case(app: App, principal: Principal, command: OpenCase) -> Case:
@@ -60,6 +61,7 @@ def open_case(app: App, principal: Principal, command: OpenCase) -> Case:
                 ctx.now,
                 quantity=line.quantity,
                 already_refunded=granted.get(line.line_id, 0),
+                earlier_outcomes=claims.closed_as.get(line.line_id, ()),
             )
             for line in command.lines
         ]

@@ -75,6 +75,7 @@ def claim_verdicts(
             now,
             quantity=quantity,
             already_refunded=granted.get(line_id, 0),
+            earlier_outcomes=claims.closed_as.get(line_id, ()),
         )
         for line_id, quantity in lines
     ]

@@ -112,7 +112,12 @@ def _verdicts(app: App, claims: OrderClaims) -> list[tuple[str, list[Verdict]]]:
     answer = []
     for line in order.lines:
         verdicts = evaluate_line(
-            app.policy, order, line.line_id, now, already_refunded=granted.get(line.line_id, 0)
+            app.policy,
+            order,
+            line.line_id,
+            now,
+            already_refunded=granted.get(line.line_id, 0),
+            earlier_outcomes=claims.closed_as.get(line.line_id, ()),
         )
         if line.line_id in claims.open_lines:  # opening another would be refused
             verdicts = [with_case_open(verdict) for verdict in verdicts]

@@ -7,13 +7,16 @@ at hand), and the two verdicts are compared. `replay` compares one case and is p
 
 What a line had already been granted when its case was opened is read from the store: what
 the cases opened before it on that line granted or refunded. A line has one case at a time,
-so those cases were resolved by then, and a resolved case's grant does not change.
+so those cases were resolved by then, and a resolved case's grant does not change; nor does
+its outcome, which is replayed too: a line an earlier case closed for good (rejected, X1;
+expired, D3) is refused under any policy, so a case opened on one (before that was checked)
+counts among those whose baseline refuses them, and is never a change the draft makes.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -109,11 +112,15 @@ def replay(
     baseline: Policy,
     draft: Policy,
     granted: int,
+    *,
+    earlier_outcomes: Mapping[str, Collection[str]] | None = None,
 ) -> CaseReplay:
     """Judge each claimed line of `case` at its opening under `baseline` and under `draft`.
 
     `already_refunded`: per line, what cases opened before this one granted on it;
-    `granted`: what this case granted or refunded, in minor units of its currency."""
+    `granted`: what this case granted or refunded, in minor units of its currency;
+    `earlier_outcomes`: per line, how the cases opened before this one on it ended."""
+    outcomes = earlier_outcomes or {}
 
     def judge(policy: Policy, claimed: CaseLine) -> Verdict:
         verdict = evaluate(
@@ -124,6 +131,7 @@ def replay(
             case.created_at,
             quantity=claimed.quantity,
             already_refunded=already_refunded.get(claimed.line_id, 0),
+            earlier_outcomes=outcomes.get(claimed.line_id, ()),
         )
         # Without its advice to the buyer: never reported, and a report may keep many.
         return verdict._replace(advice=())
@@ -222,8 +230,17 @@ def simulate(
                 if order is None:  # an order is never deleted; kept for the type's sake
                     continue
                 baseline = known.get((case.policy_id, case.policy_version))
-                before, own = granted_before(case, grants.get(case.order_id, ()))
-                result = replay(case, order, before, baseline or app.policy, draft, own)
+                lines = grants.get(case.order_id, [])
+                before, own = granted_before(case, lines)
+                result = replay(
+                    case,
+                    order,
+                    before,
+                    baseline or app.policy,
+                    draft,
+                    own,
+                    earlier_outcomes=outcomes_before(case, lines),
+                )
                 report.add(result, against_active=baseline is None)
     return report
 
@@ -232,15 +249,34 @@ def granted_before(case: Case, grants: Iterable[Any]) -> tuple[dict[str, int], i
     """From the case lines of its order (rows of `Repository.line_grants`): per claimed line,
     what the cases opened before `case` granted on it; and what `case` itself granted."""
     claimed = {line.line_id for line in case.lines}
-    opened = (case.created_at, case.id)
     before: dict[str, int] = {}
     own = 0
     for row in grants:
         if row.case_id == case.id:
             own += row.granted_amount
-        elif row.line_id in claimed and (row.created_at, row.case_id) < opened:
+        elif _earlier_on(case, claimed, row):
             before[row.line_id] = before.get(row.line_id, 0) + row.granted_amount
     return before, own
+
+
+def outcomes_before(case: Case, grants: Iterable[Any]) -> dict[str, list[str]]:
+    """From the same rows: per claimed line, the outcomes of the cases opened before `case`
+    on it (each resolved by then, as a line has one case at a time)."""
+    claimed = {line.line_id for line in case.lines}
+    before: dict[str, list[str]] = {}
+    for row in grants:
+        if row.closed_as is not None and _earlier_on(case, claimed, row):
+            before.setdefault(row.line_id, []).append(row.closed_as)
+    return before
+
+
+def _earlier_on(case: Case, claimed: set[str], row: Any) -> bool:
+    """Whether `row` is the line of another case, opened before `case`, on a line it claims."""
+    return (
+        row.case_id != case.id
+        and row.line_id in claimed
+        and (row.created_at, row.case_id) < (case.created_at, case.id)
+    )
 
 
 def _total(amounts: Iterable[Money], currency: str) -> Money:

@@ -129,13 +129,14 @@ _SEEN_BY_MEDIATORS = or_(
     t.cases.c.escalated_at.is_not(None), t.cases.c.refund_failed_at.is_not(None)
 )
 # An order with what its cases claim, in one statement (one snapshot, no transaction needed):
-# one row per case line on the order (none: one row of NULLs), and whether mediators see a
-# case on it (they may then see the order).
+# one row per case line on the order (none: one row of NULLs), with how its case ended, and
+# whether mediators see a case on it (they may then see the order).
 _ORDERS_WITH_CLAIMS = select(
     t.orders,
     t.case_lines.c.line_id.label("claim_line_id"),
     t.case_lines.c.granted_amount.label("claim_granted"),
     t.case_lines.c.is_open.label("claim_open"),
+    t.case_lines.c.closed_as.label("claim_closed_as"),
     exists()
     .where(t.cases.c.order_id == t.orders.c.order_id, _SEEN_BY_MEDIATORS)
     .label("seen_by_mediators"),
@@ -184,7 +185,7 @@ _SET_LINE_GRANT = Prepared(
     update(t.case_lines).where(
         t.case_lines.c.case_id == _CASE_ID, t.case_lines.c.line_id == bindparam("_line_id")
     ),
-    columns=["granted_amount", "is_open"],
+    columns=["granted_amount", "is_open", "closed_as"],
 )
 _CLEAR_DEADLINES = Prepared(
     update(t.deadlines).where(
@@ -301,11 +302,13 @@ _BATCH_ORDER = (
 @dataclass(frozen=True)
 class OrderClaims:
     """An order as its cases left it: per line, what they granted or refunded (the cap's
-    used part) and the lines with a case still open; and whether mediators see one."""
+    used part), the lines with a case still open, and per line the outcomes of its resolved
+    cases (a rejection or an expiry closes it for good); and whether mediators see one."""
 
     order: Order
     granted: dict[str, int]
     open_lines: set[str]
+    closed_as: dict[str, list[str]]
     seen_by_mediators: bool
 
 
@@ -322,13 +325,15 @@ def _identity(case: Case) -> tuple[object, ...]:
 def _order_claims(rows: Sequence[Any]) -> OrderClaims | None:
     if not rows:
         return None
-    claims = OrderClaims(order_from_row(rows[0]), {}, set(), bool(rows[0].seen_by_mediators))
+    claims = OrderClaims(order_from_row(rows[0]), {}, set(), {}, bool(rows[0].seen_by_mediators))
     for row in rows:
         if row.claim_line_id is not None:
             line_id = row.claim_line_id
             claims.granted[line_id] = claims.granted.get(line_id, 0) + row.claim_granted
             if row.claim_open:
                 claims.open_lines.add(line_id)
+            elif row.claim_closed_as is not None:
+                claims.closed_as.setdefault(line_id, []).append(row.claim_closed_as)
     return claims
 
 
@@ -642,7 +647,8 @@ class Repository:
 
     def line_grants(self, order_ids: Collection[str]) -> list[Any]:
         """Every case line of these orders, with its case's opening: `order_id`, `line_id`,
-        `case_id`, `created_at` and `granted_amount` (what the case granted or refunded on it)."""
+        `case_id`, `created_at`, `granted_amount` (what the case granted or refunded on it)
+        and `closed_as` (the case's outcome, once resolved)."""
         if not order_ids:
             return []
         lines, cases = t.case_lines.c, t.cases.c
@@ -654,6 +660,7 @@ class Repository:
                     lines.case_id,
                     cases.created_at,
                     lines.granted_amount,
+                    lines.closed_as,
                 )
                 .select_from(t.case_lines.join(t.cases, t.cases.c.id == lines.case_id))
                 .where(lines.order_id.in_(list(order_ids)))
@@ -679,6 +686,7 @@ class Repository:
                     "refundable_amount": line_refundables[line.line_id],
                     "granted_amount": 0,
                     "is_open": True,
+                    "closed_as": None,
                 }
                 for position, line in enumerate(case.lines)
             ]
@@ -726,7 +734,8 @@ class Repository:
                 self._write(_SET_OFFER_STATUS, {"offer_id": offer.id, "status": offer.status})
 
     def _sync_lines(self, case: Case) -> None:
-        """Split the case's grant over its lines by what each may refund; free resolved lines."""
+        """Split the case's grant over its lines by what each may refund; free resolved lines,
+        noting how their case ended."""
         lines = self._refundables.get(case.id)
         if lines is None:
             lines = [
@@ -746,6 +755,7 @@ class Repository:
                     "_line_id": line_id,
                     "granted_amount": part,
                     "is_open": not case.is_resolved,
+                    "closed_as": case.outcome if case.is_resolved else None,
                 },
             )
 

@@ -168,6 +168,9 @@ case_lines = Table(
     Column("refundable_amount", BigInteger, nullable=False),
     Column("granted_amount", BigInteger, nullable=False, server_default=text("0")),
     Column("is_open", Boolean, nullable=False),
+    # The case's outcome once it is resolved (NULL before): eligibility reads it with the
+    # order, as a rejected or expired case closes its lines for good.
+    Column("closed_as", String(20)),
     # A line has at most one case that is not resolved.
     Index(
         "uq_case_lines_open_line",
