@@ -449,11 +449,42 @@ def test_an_offer_above_the_refundable_amount_is_refused_in_words(api: Api) -> N
     assert "R1" not in notice  # R1 says when a refund is full, not how much a case may refund
 
 
-@pytest.mark.parametrize("amount", ["1e999999", "1e400000", "1e999999999999999999"])
+def test_an_amount_with_thousands_separators_is_read_as_written(api: Api) -> None:
+    line = {"line_id": "l1", "sku": "TV-1", "title": "Television", "category": "electronics",
+            "quantity": 1, "unit_amount": 200000}  # fmt: skip
+    api.put_order(lines=[line])
+    request = {"kind": "refund", "amount": {"amount": 150000, "currency": "USD"}}
+    case_id = api.open_case(request=request).json()["id"]
+    seller = signed_in(api, "seller", "s_1")
+    page = seller.get(f"/portal/cases/{case_id}")
+
+    response = seller.post(
+        f"/portal/cases/{case_id}/make_offer",
+        data={"csrf_token": csrf(page), "remedy": "partial_refund", "amount": "1,000.50"},
+        follow_redirects=False,
+    )
+
+    assert response.status_code == 303, response.text
+    case = api.as_("operator")("GET", f"/v1/cases/{case_id}").json()
+    assert case["current_offer"]["amount"] == {"amount": 100050, "currency": "USD"}
+
+
+@pytest.mark.parametrize(
+    ("amount", "says"),
+    [
+        ("1e999999", "Enter an amount in USD in digits, such as 12.50."),
+        ("1e400000", "Enter an amount in USD in digits, such as 12.50."),
+        ("1e999999999999999999", "Enter an amount in USD in digits, such as 12.50."),
+        ("1e1", "Enter an amount in USD in digits, such as 12.50."),  # was read as 10.00
+        ("12,50", "A comma may only separate thousands, such as 1,000.50"),  # was 12.50
+        ("9" * 5000, "Enter an amount of at most"),
+    ],
+)
 def test_an_amount_beyond_any_order_is_refused_in_words_and_changes_nothing(
-    api: Api, amount: str
+    api: Api, amount: str, says: str
 ) -> None:
-    # Each was a 500, or held the server for seconds making a number of ~400,000 digits.
+    # Each exponent was a 500, or held the server for seconds making a number of ~400,000
+    # digits; then exponents were read ("1e1" as 10.00), and a comma as a decimal point.
     api.put_order()
     case_id = api.open_case().json()["id"]
     seller = signed_in(api, "seller", "s_1")
@@ -463,7 +494,7 @@ def test_an_amount_beyond_any_order_is_refused_in_words_and_changes_nothing(
         data={"csrf_token": csrf(page), "remedy": "partial_refund", "amount": amount},
     )
     assert response.status_code == 400
-    assert "Enter an amount of at most" in response.text
+    assert says in response.text
     case = api.as_("operator")("GET", f"/v1/cases/{case_id}").json()
     assert case["status"] == "awaiting_seller" and len(case["offers"]) == 1
 
