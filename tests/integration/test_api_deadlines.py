@@ -72,7 +72,7 @@ def test_silent_seller_has_the_buyers_offer_accepted_at_d1(api: Api) -> None:
 
 
 def test_seller_answer_starts_the_buyers_d2_deadline(api: Api) -> None:
-    case = open_case(api, reason="not_as_described")
+    case = open_case(api, reason="not_as_described", request=refund_request(2000))
 
     countered = seller(api, case["id"], "offers", kind="refund", amount=usd(500))
 
@@ -88,7 +88,7 @@ def test_seller_answer_starts_the_buyers_d2_deadline(api: Api) -> None:
 def test_negotiation_unsettled_seven_days_after_the_sellers_answer_is_escalated(
     api: Api,
 ) -> None:
-    case = open_case(api, reason="not_as_described")
+    case = open_case(api, reason="not_as_described", request=refund_request(2000))
     seller(api, case["id"], "offers", kind="refund", amount=usd(500))
     api.advance(days=7, seconds=-1)
     assert get_case(api, case["id"])["status"] == "awaiting_buyer"

@@ -16,6 +16,7 @@ from restitution.services.clock import TestClock
 from tests.conftest import START
 from tests.integration.case_steps import (
     FULL_L1,
+    act,
     agree_on_replacement,
     agree_on_return,
     assert_closed_for_good,
@@ -116,7 +117,9 @@ def test_full_refund_timeline_is_ordered_attributed_and_hash_chained(api: Api) -
 
 
 def test_buyer_accepting_the_sellers_lower_counter_resolves_partially_refunded(api: Api) -> None:
-    case = open_case(api, reason="not_as_described", description="Wrong colour.")
+    case = open_case(
+        api, reason="not_as_described", description="Wrong colour.", request=refund_request(2000)
+    )
     countered = seller(api, case["id"], "offers", kind="refund", amount=usd(1000))
     assert countered["status"] == "awaiting_buyer"
     assert countered["current_offer"]["by"] == "seller"
@@ -336,6 +339,50 @@ def test_request_above_the_refundable_amount_is_refused(api: Api) -> None:
     assert error["param"]
 
 
+def test_quality_claim_asking_for_everything_without_a_return_is_refused_by_r2(api: Api) -> None:
+    """R2: keep the item for a partial refund, or return it; never everything and keep it."""
+    api.put_order()
+
+    for amount in (FULL_L1, FULL_L1 + 1):
+        response = api.open_case(reason="quality_issue", request=refund_request(amount))
+        assert response.status_code == 422, response.text
+    response = api.open_case(reason="quality_issue", request=refund_request(FULL_L1))
+
+    error = assert_error(response, 422, "policy_violation", "full_refund_needs_return")
+    assert error["clauses"] == ["R2"]
+    assert error["param"] == "amount"
+    listed = api.client.get("/v1/cases", headers=api.auth()).json()
+    assert listed["data"] == []
+    ok(api.open_case(reason="quality_issue", request=refund_request(FULL_L1 - 1)), 201)
+
+
+def test_quality_claim_may_ask_for_everything_with_a_return(api: Api) -> None:
+    api.put_order()
+
+    case = ok(
+        api.open_case(
+            reason="quality_issue", request=refund_request(FULL_L1, return_required=True)
+        ),
+        201,
+    )
+
+    assert case["current_offer"]["return_required"] is True
+
+
+def test_on_a_quality_claim_only_the_buyer_is_held_to_a_partial_refund(api: Api) -> None:
+    case = open_case(api, reason="quality_issue", request=refund_request(1000))
+    seller(api, case["id"], "offers", kind="refund", amount=usd(500))
+
+    countered = act(api, "buyer", "b_1", case["id"], "offers", kind="refund", amount=usd(FULL_L1))
+
+    assert_error(countered, 422, "policy_violation", "full_refund_needs_return")
+    assert get_case(api, case["id"])["current_offer"]["by"] == "seller"
+    generous = seller(api, case["id"], "offers", kind="refund", amount=usd(FULL_L1))
+    assert generous["current_offer"]["amount"] == usd(FULL_L1)
+    buyer(api, case["id"], "accept")
+    assert get_case(api, case["id"])["outcome"] == "refunded"
+
+
 # --------------------------------------------------------------------------- one open case per line
 
 
@@ -446,7 +493,7 @@ def test_a_line_whose_earlier_case_was_withdrawn_shows_it_open_to_a_new_case(api
 
 
 def test_refundable_on_a_later_case_is_what_earlier_refunds_left(api: Api) -> None:
-    first = open_case(api, reason="not_as_described")
+    first = open_case(api, reason="not_as_described", request=refund_request(2000))
     seller(api, first["id"], "offers", kind="refund", amount=usd(1000))
     buyer(api, first["id"], "accept")
 

@@ -47,7 +47,7 @@ def clock(**delta: float) -> Step:
 
 PATHS: dict[str, tuple[dict[str, Any], list[Step], tuple[str, str]]] = {
     "negotiated replacement, returned, never shipped: a refund (D5, D6)": (
-        {"reason": "not_as_described"},
+        {"reason": "not_as_described", "request": {"kind": "refund", "amount": usd(2000)}},
         [
             by("seller", "offers", kind="refund", amount=usd(500)),
             by("buyer", "offers", kind="refund", amount=usd(1500)),

@@ -64,7 +64,9 @@ def _cases(api: Api) -> tuple[str, str, str]:
         delivered_at=late.isoformat(),
     )
     api.put_order("o_fresh")
-    partly = ok(api.open_case("o_late", reason="not_as_described"), 201)["id"]
+    partly = ok(
+        api.open_case("o_late", reason="not_as_described", request=refund_request(2000)), 201
+    )["id"]
     seller(api, partly, "offers", kind="refund", amount=usd(1000))
     buyer(api, partly, "accept")
     api.advance(hours=1)

@@ -351,6 +351,69 @@ def test_a_claimed_quantity_that_is_not_a_plain_number_is_refused_and_opens_noth
     assert api.as_("operator")("GET", "/v1/cases?order_id=o_1").json()["data"] == []
 
 
+def test_a_quality_claim_cannot_keep_the_item_for_the_full_amount(api: Api) -> None:
+    """R2: "Keep it and get a partial refund" of everything was a full refund, no return."""
+    api.put_order()
+    buyer = signed_in(api, "buyer", "b_1")
+    form = buyer.get("/portal/orders/o_1/claim?line=l1&reason=quality_issue")
+    assert 'value="full_refund"' not in form.text  # R2 offers no full refund to keep it
+    claim = {"csrf_token": csrf(form), "reason": "quality_issue", "line": "l1",
+             "remedy": "partial_refund", "description": "It rattles."}  # fmt: skip
+    before = snapshot(api)
+
+    response = buyer.post(
+        "/portal/orders/o_1/claim",
+        data={**claim, "amount": "27.49"},
+        files={"evidence": ("rattle.png", PNG, "image/png")},
+    )
+
+    assert response.status_code == 422
+    assert "partial refund of less than $27.49" in response.text and "R2" in response.text
+    assert api.as_("operator")("GET", "/v1/cases?order_id=o_1").json()["data"] == []
+    assert snapshot(api)["cases"] == before["cases"]
+    opened = buyer.post(
+        "/portal/orders/o_1/claim",
+        data={**claim, "amount": "27.48"},
+        files={"evidence": ("rattle.png", PNG, "image/png")},
+        follow_redirects=False,
+    )
+    assert opened.status_code == 303, opened.text
+
+
+def test_on_a_quality_claim_the_buyer_is_not_offered_a_full_refund_to_keep_it(api: Api) -> None:
+    api.put_order()
+    partial = {"kind": "refund", "amount": {"amount": 1000, "currency": "USD"}}
+    case_id = api.open_case(reason="quality_issue", request=partial).json()["id"]
+    offered = api.as_("seller", "s_1")(
+        "POST", f"/v1/cases/{case_id}/offers", json={"kind": "refund", "amount": partial["amount"]}
+    )
+    assert offered.status_code == 200, offered.text
+    seller_page = signed_in(api, "seller", "s_1")
+    buyer = signed_in(api, "buyer", "b_1")
+    page = buyer.get(f"/portal/cases/{case_id}")
+
+    assert 'name="remedy" value="full_refund"' not in page.text
+    refused = buyer.post(
+        f"/portal/cases/{case_id}/make_offer",
+        data={"csrf_token": csrf(page), "remedy": "partial_refund", "amount": "27.49"},
+    )
+    assert refused.status_code == 422 and "R2" in refused.text
+    assert 'name="remedy" value="full_refund"' in seller_page.get(f"/portal/cases/{case_id}").text
+
+
+def test_the_claim_form_says_what_a_full_refund_is_for_the_units_chosen(api: Api) -> None:
+    """l2 is 2 cases of $13.00 with $1.50 of the shipping: $27.50 for both, not for one."""
+    api.put_order()
+    buyer = signed_in(api, "buyer", "b_1")
+
+    page = buyer.get("/portal/orders/o_1/claim?line=l2&reason=damaged").text
+
+    assert "Full refund of $27.50" not in page
+    assert "up to $27.50 for both" in page
+    single = buyer.get("/portal/orders/o_1/claim?line=l1&reason=damaged").text
+    assert "Full refund of $27.49, without sending it back" in single
+
+
 def test_a_refused_claim_is_explained_with_its_clause(api: Api) -> None:
     api.put_order()
     buyer = signed_in(api, "buyer", "b_1")
@@ -393,14 +456,47 @@ def test_an_offer_above_the_refundable_amount_is_refused_in_words(api: Api) -> N
         data={"csrf_token": csrf(page), "remedy": "partial_refund", "amount": "9999"},
     )
     assert response.status_code == 422
-    assert "at most" in response.text and "R1" in response.text
+    notice = response.text.split('id="problem"', 1)[1].split("</div>", 1)[0]
+    assert "At most $27.49 can be refunded on this case." in notice
+    assert "R1" not in notice  # R1 says when a refund is full, not how much a case may refund
 
 
-@pytest.mark.parametrize("amount", ["1e999999", "1e400000", "1e999999999999999999"])
+def test_an_amount_with_thousands_separators_is_read_as_written(api: Api) -> None:
+    line = {"line_id": "l1", "sku": "TV-1", "title": "Television", "category": "electronics",
+            "quantity": 1, "unit_amount": 200000}  # fmt: skip
+    api.put_order(lines=[line])
+    request = {"kind": "refund", "amount": {"amount": 150000, "currency": "USD"}}
+    case_id = api.open_case(request=request).json()["id"]
+    seller = signed_in(api, "seller", "s_1")
+    page = seller.get(f"/portal/cases/{case_id}")
+
+    response = seller.post(
+        f"/portal/cases/{case_id}/make_offer",
+        data={"csrf_token": csrf(page), "remedy": "partial_refund", "amount": "1,000.50"},
+        follow_redirects=False,
+    )
+
+    assert response.status_code == 303, response.text
+    case = api.as_("operator")("GET", f"/v1/cases/{case_id}").json()
+    assert case["current_offer"]["amount"] == {"amount": 100050, "currency": "USD"}
+
+
+@pytest.mark.parametrize(
+    ("amount", "says"),
+    [
+        ("1e999999", "Enter an amount in USD in digits, such as 12.50."),
+        ("1e400000", "Enter an amount in USD in digits, such as 12.50."),
+        ("1e999999999999999999", "Enter an amount in USD in digits, such as 12.50."),
+        ("1e1", "Enter an amount in USD in digits, such as 12.50."),  # was read as 10.00
+        ("12,50", "A comma may only separate thousands, such as 1,000.50"),  # was 12.50
+        ("9" * 5000, "Enter an amount of at most"),
+    ],
+)
 def test_an_amount_beyond_any_order_is_refused_in_words_and_changes_nothing(
-    api: Api, amount: str
+    api: Api, amount: str, says: str
 ) -> None:
-    # Each was a 500, or held the server for seconds making a number of ~400,000 digits.
+    # Each exponent was a 500, or held the server for seconds making a number of ~400,000
+    # digits; then exponents were read ("1e1" as 10.00), and a comma as a decimal point.
     api.put_order()
     case_id = api.open_case().json()["id"]
     seller = signed_in(api, "seller", "s_1")
@@ -410,7 +506,7 @@ def test_an_amount_beyond_any_order_is_refused_in_words_and_changes_nothing(
         data={"csrf_token": csrf(page), "remedy": "partial_refund", "amount": amount},
     )
     assert response.status_code == 400
-    assert "Enter an amount of at most" in response.text
+    assert says in response.text
     case = api.as_("operator")("GET", f"/v1/cases/{case_id}").json()
     assert case["status"] == "awaiting_seller" and len(case["offers"]) == 1
 
@@ -544,7 +640,8 @@ def test_the_review_queue_filters_by_reason_before_it_is_cut(
     escalated = {}
     for number, reason in enumerate(["damaged", "damaged", "not_as_described"]):
         api.put_order(f"o_{number}")
-        case_id = api.open_case(f"o_{number}", reason=reason).json()["id"]
+        partial = {"kind": "refund", "amount": {"amount": 2000, "currency": "USD"}}
+        case_id = api.open_case(f"o_{number}", reason=reason, request=partial).json()["id"]
         assert api.as_("seller", "s_1")("POST", f"/v1/cases/{case_id}/reject", json={}).is_success
         assert api.as_("buyer", "b_1")("POST", f"/v1/cases/{case_id}/escalate", json={}).is_success
         escalated[case_id] = reason

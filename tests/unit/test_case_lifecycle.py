@@ -558,6 +558,62 @@ def test_offer_above_refundable_violates_policy(run, opened):
     with pytest.raises(PolicyViolation) as refused:
         run(opened, MakeOffer(OfferTerms("refund", Money(2900, USD))), SELLER)
     assert refused.value.code == "amount_exceeds_refundable"
+    assert refused.value.message == "At most 28.99 USD can be refunded on this case."
+    assert refused.value.money == Money(2899, USD)
+    assert refused.value.clauses == ()  # the cap is what was paid, not one of the clauses
+
+
+FULL_NO_RETURN = OfferTerms("refund", Money(2899, USD))
+
+
+@pytest.mark.parametrize("reason", ["quality_issue", "not_as_described"])
+def test_buyer_cannot_open_an_r2_case_asking_for_everything_and_keeping_the_item(open_at, reason):
+    """R2: keep it for a partial refund (below the full refund), or return it."""
+    with pytest.raises(PolicyViolation) as refused:
+        open_at(T0, reason=reason, request=FULL_NO_RETURN)
+    assert refused.value.code == "full_refund_needs_return"
+    assert refused.value.clauses == ("R2",)
+    assert refused.value.param == "amount"
+    assert "2899" not in refused.value.message and "28.99 USD" in refused.value.message
+
+
+@pytest.mark.parametrize("reason", ["quality_issue", "not_as_described"])
+def test_an_r2_case_may_ask_for_less_than_everything_or_everything_with_a_return(open_at, reason):
+    just_below = open_at(T0, reason=reason, request=OfferTerms("refund", Money(2898, USD)))
+    assert just_below.current_offer.amount == Money(2898, USD)
+    returned = open_at(T0, reason=reason, request=FULL_WITH_RETURN)
+    assert returned.current_offer.return_required
+
+
+@pytest.mark.parametrize("reason", ["damaged", "significantly_not_as_described"])
+def test_r1_reasons_may_ask_for_a_full_refund_without_a_return(open_at, reason):
+    case = open_at(T0, reason=reason, request=FULL_NO_RETURN)
+    assert case.current_offer.amount == Money(2899, USD)
+
+
+def test_buyer_cannot_counter_with_a_full_refund_without_return_on_an_r2_case(run, open_at):
+    case = open_at(T0, reason="quality_issue", request=PARTIAL)
+    case = run(case, MakeOffer(OfferTerms("refund", Money(500, USD))), SELLER).case
+    with pytest.raises(PolicyViolation) as refused:
+        run(case, MakeOffer(FULL_NO_RETURN), BUYER)
+    assert refused.value.code == "full_refund_needs_return"
+    assert case.status == "awaiting_buyer" and case.current_offer.by == "seller"
+
+
+def test_seller_may_offer_a_full_refund_without_return_on_an_r2_case(run, open_at):
+    """Only the buyer's asking is limited by R2: a seller may be generous."""
+    case = open_at(T0, reason="quality_issue", request=PARTIAL)
+    case = run(case, MakeOffer(FULL_NO_RETURN), SELLER).case
+    case = run(case, Accept(), BUYER).case
+    assert case.status == "refund_pending"
+    assert case.refund_granted == Money(2899, USD)
+
+
+def test_mediator_may_decide_a_full_refund_without_return_on_an_r2_case(run, open_at):
+    case = _escalated(run, open_at(T0, reason="quality_issue", request=PARTIAL))
+    case = run(case, Decide("refund", Money(2899, USD), return_required=False), MEDIATOR).case
+    assert case.status == "refund_pending"
+    assert case.refund_granted == Money(2899, USD)
 
 
 @pytest.mark.parametrize("amount", [0, -1])
@@ -565,6 +621,7 @@ def test_offer_of_zero_or_less_is_invalid(run, opened, amount):
     with pytest.raises(InvalidInput) as refused:
         run(opened, MakeOffer(OfferTerms("refund", Money(amount, USD))), SELLER)
     assert refused.value.code == "invalid_amount"
+    assert refused.value.message == "A refund must be more than zero."
 
 
 def test_offer_in_another_currency_is_invalid(run, opened):

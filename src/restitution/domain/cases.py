@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from restitution.domain.calendar import add_business_days
+from restitution.domain.eligibility import FULL_REFUND, REASON_NAMES, remedies_for
 from restitution.domain.errors import Conflict, Forbidden, InvalidInput, PolicyViolation
 from restitution.domain.history import format_optional_time
 from restitution.domain.money import Money
@@ -790,7 +791,7 @@ def _same_currency(case: Case, money: Money, param: str) -> None:
 def _new_offer(
     case: Case, ctx: Context, by: str, terms: OfferTerms, *, status: str = "open"
 ) -> Offer:
-    validate_terms(case, terms, by)
+    validate_terms(case, terms, by, ctx.policy)
     payer = terms.return_shipping_paid_by or case.default_return_payer
     return Offer(
         id=ctx.new_id("off"),
@@ -804,8 +805,12 @@ def _new_offer(
     )
 
 
-def validate_terms(case: Case, terms: OfferTerms, by: str) -> None:
-    """An offer must be possible: a refund within what is refundable, a return when R3 needs one."""
+def validate_terms(case: Case, terms: OfferTerms, by: str, policy: Policy) -> None:
+    """An offer must be possible: a refund within what is refundable, a return when R3 needs
+    one, and the buyer asks to keep the item for everything only where the reason's remedies
+    include a full refund (R1); else (R2) the buyer keeps it for a partial refund, below the
+    full one, or returns it. The seller may offer more, and the mediator decide anything
+    up to what is refundable."""
     if terms.kind not in OFFER_KINDS:
         raise InvalidInput("invalid_offer_kind", "kind must be refund or replacement", param="kind")
     if terms.return_shipping_paid_by is not None and terms.return_shipping_paid_by not in PAYERS:
@@ -819,13 +824,15 @@ def validate_terms(case: Case, terms: OfferTerms, by: str) -> None:
             raise InvalidInput("amount_required", "a refund offer needs an amount", param="amount")
         _same_currency(case, terms.amount, "amount")
         if not terms.amount.is_positive:
-            raise InvalidInput("invalid_amount", "a refund must be above zero", param="amount")
+            raise InvalidInput("invalid_amount", "A refund must be more than zero.", param="amount")
         if terms.amount > case.refundable:
+            # The cap is what was paid for the lines (less what was refunded on them already):
+            # the product's rule on amounts, not one of the policy's clauses.
             raise PolicyViolation(
                 "amount_exceeds_refundable",
-                f"at most {case.refundable} can be refunded on this case",
+                f"At most {case.refundable} can be refunded on this case.",
                 param="amount",
-                clauses=("R1",),
+                money=case.refundable,
             )
     elif terms.amount is not None:
         raise InvalidInput(
@@ -844,6 +851,24 @@ def validate_terms(case: Case, terms: OfferTerms, by: str) -> None:
             param="return_required",
             clauses=("R3",),
         )
+    if (
+        by == "buyer"
+        and terms.kind == "refund"
+        and terms.amount is not None
+        and not terms.return_required
+        and terms.amount >= case.refundable
+    ):
+        clause, remedies = remedies_for(policy, case.reason)
+        if FULL_REFUND not in remedies:
+            reason = REASON_NAMES.get(case.reason, case.reason.replace("_", " "))
+            raise PolicyViolation(
+                "full_refund_needs_return",
+                f"For “{reason}” you can keep the item with a partial refund of less than "
+                f"{case.refundable}, or send it back for a full refund.",
+                param="amount",
+                clauses=(clause,),
+                money=case.refundable,
+            )
 
 
 # --------------------------------------------------------------------------- the table

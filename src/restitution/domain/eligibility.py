@@ -237,7 +237,7 @@ def _evaluate(
             )
         verdict.applied.append("H2")
 
-    remedy_clause, remedies = _remedies(policy, reason)
+    remedy_clause, remedies = remedies_for(policy, reason)
     if (
         remedy_clause == "R3"
         and policy.change_of_mind_needs_seller_terms
@@ -413,7 +413,7 @@ def _not_received_window(
     return "W3", closes_at, None
 
 
-def _remedies(policy: Policy, reason: str) -> tuple[str, tuple[str, ...]]:
+def remedies_for(policy: Policy, reason: str) -> tuple[str, tuple[str, ...]]:
     """The remedy clause for a reason and the remedies it offers (R1, R2, else R3)."""
     if reason in policy.full_refund_reasons:
         if reason == "not_received":

@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from restitution.domain.money import Money
+
 
 class DomainError(Exception):
-    """Base of every refusal the domain can give. `code` is stable and machine-readable."""
+    """Base of every refusal the domain can give. `code` is stable and machine-readable.
+
+    `money`: the amount the message names (as `str(money)`, "20.34 USD"), for a page to
+    show it as its reader writes money ("$20.34").
+    """
 
     kind = "invalid_request"
 
-    def __init__(self, code: str, message: str, *, param: str | None = None) -> None:
+    def __init__(
+        self, code: str, message: str, *, param: str | None = None, money: Money | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.param = param
+        self.money = money
 
 
 class InvalidInput(DomainError):
@@ -33,8 +45,9 @@ class PolicyViolation(DomainError):
         *,
         param: str | None = None,
         clauses: tuple[str, ...] = (),
+        money: Money | None = None,
     ) -> None:
-        super().__init__(code, message, param=param)
+        super().__init__(code, message, param=param, money=money)
         self.clauses = clauses
 
 

@@ -13,6 +13,7 @@ from starlette.datastructures import FormData
 from restitution.api.schemas import MAX_ADDRESS_TEXT, MAX_POSTAL_CODE, MAX_SHIPPING_TEXT, MAX_URL
 from restitution.domain import cases as domain
 from restitution.domain.cases import Case, allowed_actions
+from restitution.domain.eligibility import FULL_REFUND, remedies_for
 from restitution.domain.errors import DomainError, InvalidInput, NotFound
 from restitution.domain.orders import Address
 from restitution.domain.policy import Clause
@@ -256,6 +257,8 @@ def case_page(app: App, principal: Principal, case_id: str) -> dict[str, Any]:
         "deadline": deadline_view(case, app, principal),
         "label_url": _safe_url(case.return_shipment.label_url) if case.return_shipment else None,
         "return_to": _return_to(case),
+        # R2: the buyer keeps the item for less than a full refund (the seller may offer more)
+        "buyer_may_keep_for_full": FULL_REFUND in remedies_for(app.policy, case.reason)[1],
     }
 
 
@@ -409,7 +412,7 @@ async def act_and_show(
         if status == 404:
             raise
         context = case_page(app, principal, case_id)
-        context.update(error=refusal(app, error), failed_action=action, form=form)
+        context.update(error=refusal(request, error), failed_action=action, form=form)
         template = "console_case.html" if area == "console" else "case.html"
         if area == "console":
             context.update(review_context(app, principal, context["case"], context["order"]))

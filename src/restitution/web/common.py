@@ -192,10 +192,14 @@ def domain_error_status(error: DomainError) -> int:
     return STATUS_BY_KIND.get(error.kind, 400)
 
 
-def refusal(app: App, error: DomainError) -> dict[str, Any]:
-    """A refusal as a page shows it: the sentence and, for policy refusals, the clauses."""
+def refusal(request: Request, error: DomainError) -> dict[str, Any]:
+    """A refusal as a page shows it: the sentence, with the amount it names written as the
+    reader writes money ("$20.34", not "20.34 USD"), and, for policy refusals, the clauses."""
+    message = error.message
+    if error.money is not None:
+        message = message.replace(str(error.money), viewer(request).money(error.money))
     cited = error.clauses if isinstance(error, PolicyViolation) else ()
-    return {"message": error.message, "code": error.code, "clauses": clauses(app, cited)}
+    return {"message": message, "code": error.code, "clauses": clauses(get_app(request), cited)}
 
 
 def set_session_cookie(
@@ -254,7 +258,8 @@ def install(web: FastAPI, app: App, operator_key: str, area: str) -> None:
         status = domain_error_status(exc)
         if status == 404:
             return error_page(request, 404, "There is nothing here, or it is not yours to see.")
-        return error_page(request, status, exc.message, refusal=refusal(app, exc))
+        shown = refusal(request, exc)
+        return error_page(request, status, shown["message"], refusal=shown)
 
     @web.exception_handler(RequestValidationError)
     async def invalid_address(request: Request, exc: RequestValidationError) -> Response:

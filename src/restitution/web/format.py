@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, DecimalException
+from decimal import Decimal
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -37,25 +38,47 @@ def _zone(name: str | None) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
+# Digits with a dot before the decimals; a comma only between groups of three digits. ASCII
+# digits only (Decimal and int() also read "١٢"), no sign, no exponent, no NaN or infinity.
+_AMOUNT = re.compile(r"(?P<whole>[0-9]{1,3}(?:,[0-9]{3})+|[0-9]*)(?:\.(?P<fraction>[0-9]*))?")
+_COMMAS_AND_DIGITS = re.compile(r"[0-9,]*(?:\.[0-9,]*)?")
+_EXAMPLES = {0: ("1250", "1,000"), 2: ("12.50", "1,000.50"), 3: ("12.500", "1,000.500")}
+
+
 def parse_amount(text: str, currency: str, param: str = "amount") -> Money:
-    """`12.50` (or `12,50`) in the currency's major unit → exact minor units."""
+    """`12.50` or `1,000.50` in the currency's major unit → exact minor units (no floats)."""
     exponent = currency_exponent(currency)
-    cleaned = text.strip().replace(" ", "").replace(",", ".")
-    try:
-        value = Decimal(cleaned)
-    except DecimalException:  # not a number, or an exponent beyond what Decimal holds
-        value = Decimal("NaN")
-    if not value.is_finite() or value.as_tuple().exponent < -exponent:  # type: ignore[operator]
-        places = f"at most {exponent} decimal places" if exponent else "a whole number"
-        raise InvalidInput("invalid_amount", f"Enter an amount in {currency} with {places}.",
+    example, thousands = _EXAMPLES.get(exponent, _EXAMPLES[2])
+    cleaned = text.strip()
+    found = _AMOUNT.fullmatch(cleaned)
+    if found is None or not (found["whole"] or found["fraction"]):
+        if "," in cleaned and _COMMAS_AND_DIGITS.fullmatch(cleaned):
+            raise InvalidInput(
+                "invalid_amount",
+                f"A comma may only separate thousands, such as {thousands}; "
+                f"use a dot before the decimals, such as {_EXAMPLES[2][0]}.",
+                param=param,
+            )
+        how = "in digits" if exponent else "as a whole number in digits"
+        raise InvalidInput("invalid_amount", f"Enter an amount in {currency} {how}, such as "
+                           f"{example}.", param=param)  # fmt: skip
+    fraction = found["fraction"] or ""
+    if len(fraction) > exponent:
+        places = f"with at most {exponent} decimal places" if exponent else "as a whole number"
+        raise InvalidInput("invalid_amount", f"Enter an amount in {currency} {places}.",
                            param=param)  # fmt: skip
-    # Bounded before it becomes an integer: `1e400000` would take seconds to convert (on the
-    # event loop), and `1e999999` overflows the scaling.
+    whole = found["whole"].replace(",", "").lstrip("0")
+    # Bounded before it becomes an integer: int() refuses more than 4,300 digits, and a
+    # number that long has no order anyway.
     largest = Money(MAX_AMOUNT, currency)
-    if value.copy_abs() > Decimal(largest.amount).scaleb(-exponent):
+    if len(whole) > len(str(MAX_AMOUNT)):
+        minor = MAX_AMOUNT + 1
+    else:
+        minor = int(whole or "0") * 10**exponent + int(fraction.ljust(exponent, "0") or "0")
+    if minor > MAX_AMOUNT:
         raise InvalidInput("amount_too_large", f"Enter an amount of at most {largest}.",
                            param=param)  # fmt: skip
-    return Money(int(value.scaleb(exponent)), currency)
+    return Money(minor, currency)
 
 
 def major_units(money: Money) -> str:

@@ -147,7 +147,7 @@ def create_portal(app: App, operator_key: str) -> FastAPI:
             if domain_error_status(error) == 404:
                 raise
             context = claim_context(app, principal, order_id, chosen, reason)
-            context.update(error=refusal(app, error), form=form)
+            context.update(error=refusal(request, error), form=form)
             return render(request, "claim.html", context, domain_error_status(error))
         return redirect(f"/portal/cases/{case.id}")
 
@@ -266,13 +266,17 @@ def claim_context(
         for verdict in selected:
             for item in verdict.advice:
                 advice.setdefault(item.code, item)
+        full_amount = sum(
+            (v.max_refund for v in selected if v.eligible), Money.zero(order.currency)
+        )
         context.update(
             line_verdicts=by_line,
             refused=next((v for v in selected if not v.eligible), None),
             remedies=selected[0].remedies if all(v.eligible for v in selected) else (),
-            full_amount=sum(
-                (v.max_refund for v in selected if v.eligible), Money.zero(order.currency)
-            ),
+            # for every unit of the lines chosen: the form picks how many, without script
+            full_amount=full_amount,
+            units=sum(line.quantity for line in order.lines if line.line_id in chosen),
+            partial_example=Money(full_amount.amount // 2, order.currency),
             advice=list(advice.values()),
             clauses_applied=common.clauses(app, [c.id for v in selected for c in v.clauses]),
             evidence_required=any(v.evidence_required for v in selected),
