@@ -238,3 +238,33 @@ def test_a_dispatch_counts_the_e_mails_it_wrote_and_not_those_written_before(api
     with api.app.db.transaction() as conn:  # the same event once more: its e-mail exists
         Repository(conn).add_outbox_rows([(event_id, "case.opened", payload, api.app.clock.now())])
     assert outbox.dispatch_batch(api.app) == outbox.Dispatched(events=1, messages=0)
+
+
+@pytest.mark.parametrize(
+    ("kind", "action", "consequence"),
+    [
+        ("D3", "expire", "If nothing happens by then, the case closes without a refund."),
+        ("D3", "auto_escalate", "If nothing happens by then, the case goes to the platform."),
+        ("D1", "auto_accept", "the buyer's request is accepted automatically."),
+        ("D5", "auto_pass_inspection", "the case moves on automatically."),
+    ],
+)
+def test_a_reminder_says_what_its_deadline_costs_on_its_own_line(
+    kind: str, action: str, consequence: str
+) -> None:
+    deadline = {"kind": kind, "action": action, "party": "buyer", "auto": True,
+                "due_at": "2026-03-11T11:45:38Z"}  # fmt: skip
+    context = emails._case_context(None, None, "case.deadline_approaching",  # type: ignore[arg-type]
+                                   {"case_id": "case_1", "order_id": "o_1", "deadline": deadline},
+                                   {})  # fmt: skip
+    email = render("deadline_approaching", "en", {**context, "name": "Ana", "case_url": "u"})
+    assert "11:45:38\u202fAM (UTC).\nIf nothing happens by then, " in email.body
+    assert consequence in email.body
+
+
+def test_a_reminder_of_a_deadline_that_does_nothing_by_itself_says_nothing_of_it() -> None:
+    context = {"case_id": "case_1", "order_id": "o_1", "name": None, "case_url": "u",
+               "deadline_due_at": "2026-03-11T10:00:00Z", "deadline_auto": False}  # fmt: skip
+    email = render("deadline_approaching", "en", context)
+    assert "If nothing happens" not in email.body
+    assert "(UTC).\n\nOpen the case: u" in email.body

@@ -16,7 +16,13 @@ from restitution.adapters.db import tables as t
 from restitution.cli import app as cli
 from restitution.web import cases as case_views
 from restitution.web import sessions
-from tests.integration.case_steps import agree_on_return
+from tests.integration.case_steps import (
+    RETURN_ADDRESS,
+    TERMS_WITHOUT_ADDRESS,
+    agree_on_return,
+    agree_on_return_without_address,
+    ship_return,
+)
 from tests.integration.conftest import PNG, Api
 from tests.integration.test_authz_matrix import snapshot
 from tests.integration.test_refund_execution import FakeGateway
@@ -743,3 +749,169 @@ def failing(error: Exception) -> Any:
         raise error
 
     return fail
+
+
+def failed_refund_case(api: Api) -> str:
+    """The seller accepts b_1's request and its refund fails for good: the mediators see it."""
+    api.app.settings = api.app.settings.model_copy(update={"refund_max_attempts": 1})
+    api.app.refund_gateway = FakeGateway(failures=1)
+    api.put_order()
+    case_id = str(api.open_case().json()["id"])
+    accepted = api.as_("seller", "s_1")("POST", f"/v1/cases/{case_id}/accept")
+    assert accepted.status_code == 200, accepted.text
+    return case_id
+
+
+def escalated_on(api: Api, order_id: str, counter: bool = False, **order: Any) -> str:
+    """A case on a new order that the seller rejects (or counters) and b_1 escalates."""
+    api.put_order(order_id, **order)
+    case_id = str(api.open_case(order_id).json()["id"])
+    seller = api.as_("seller", "s_1")
+    if counter:
+        offer = {"kind": "refund", "amount": {"amount": 500, "currency": "USD"}}
+        answered = seller("POST", f"/v1/cases/{case_id}/offers", json=offer)
+    else:
+        answered = seller("POST", f"/v1/cases/{case_id}/reject", json={"reason": "No."})
+    assert answered.status_code == 200, answered.text
+    escalated = api.as_("buyer", "b_1")("POST", f"/v1/cases/{case_id}/escalate", json={})
+    assert escalated.status_code == 200, escalated.text
+    return case_id
+
+
+def test_the_console_says_what_the_seller_last_answered(api: Api) -> None:
+    mediator = signed_in(api, "mediator", "m_1")
+    accepted = mediator.get(f"/console/cases/{failed_refund_case(api)}").text
+    assert "Last answer: the seller accepted the buyer&#39;s offer." in accepted
+    assert "only rejected" not in accepted
+
+    rejected = mediator.get(f"/console/cases/{escalated_on(api, 'o_2')}").text
+    assert "Last answer: the seller rejected the buyer&#39;s offer: “No.”" in rejected
+
+    countered = mediator.get(f"/console/cases/{escalated_on(api, 'o_3', counter=True)}").text
+    assert "Last answer: the seller countered with an offer of their own." in countered
+
+
+def test_a_failed_refund_names_no_one_and_its_gateway_reason_is_for_mediators(api: Api) -> None:
+    api.app.refund_gateway = None  # the marketplace pays refunds itself, and says how it went
+    api.put_order()
+    case_id = str(api.open_case().json()["id"])
+    assert api.as_("seller", "s_1")("POST", f"/v1/cases/{case_id}/accept").status_code == 200
+    refund_id = api.client.get(f"/v1/refunds?case_id={case_id}", headers=api.auth()).json()
+    refund_path = f"/v1/refunds/{refund_id['data'][0]['id']}"
+    reason = "card_declined: issuer said no (code 51)"
+    failed = api.client.post(f"{refund_path}/failed", json={"reason": reason}, headers=api.auth())
+    assert failed.status_code == 200, failed.text
+
+    console = signed_in(api, "mediator", "m_1").get(f"/console/cases/{case_id}").text
+    assert "The refund failed" in console and reason in console
+    for role, party in (("buyer", "b_1"), ("seller", "s_1")):
+        page = signed_in(api, role, party).get(f"/portal/cases/{case_id}").text
+        assert reason not in page
+        assert "The refund did not go through yet; the marketplace&#39;s staff will try" in page
+        assert "The marketplace The refund" not in page
+
+    assert api.client.post(f"{refund_path}/succeeded", headers=api.auth()).status_code == 200
+    page = signed_in(api, "buyer", "b_1").get(f"/portal/cases/{case_id}").text
+    assert "The refund was sent to the original payment method" in page
+    assert "The marketplace The refund" not in page
+
+
+def test_needs_my_action_counts_only_the_cases_whose_turn_is_mine(api: Api) -> None:
+    api.put_order()
+    case_id = api.open_case().json()["id"]
+    buyer = signed_in(api, "buyer", "b_1")
+    seller = signed_in(api, "seller", "s_1")
+    # The seller must answer (D1): the buyer could revise the request, but it is not their turn.
+    assert "Needs my action (0)" in buyer.get("/portal/cases").text
+    assert case_id not in buyer.get("/portal/cases?needs=me").text
+    assert "Needs my action (1)" in seller.get("/portal/cases").text
+
+    offer = {"kind": "refund", "amount": {"amount": 500, "currency": "USD"}}
+    countered = api.as_("seller", "s_1")("POST", f"/v1/cases/{case_id}/offers", json=offer)
+    assert countered.status_code == 200, countered.text
+
+    assert "Needs my action (1)" in buyer.get("/portal/cases").text
+    assert case_id in buyer.get("/portal/cases?needs=me").text
+    assert "Needs my action (0)" in seller.get("/portal/cases").text
+
+
+def test_a_case_action_address_opened_directly_leads_to_the_case(api: Api) -> None:
+    case_id = escalated_case(api)
+    buyer = signed_in(api, "buyer", "b_1")
+    for action in ("make_offer", "withdraw", "no_such_action"):
+        response = buyer.get(f"/portal/cases/{case_id}/{action}", follow_redirects=False)
+        assert response.status_code == 303
+        assert response.headers["location"] == f"/portal/cases/{case_id}"
+    mediator = signed_in(api, "mediator", "m_1")
+    response = mediator.get(f"/console/cases/{case_id}/decide", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == f"/console/cases/{case_id}"
+    assert mediator.get(f"/console/cases/{case_id}/decide").status_code == 200
+    assert TestClient(api.client.app).get(f"/portal/cases/{case_id}/withdraw").status_code == 401
+
+
+def test_withdrawing_needs_its_box_ticked_and_warns_once_the_item_is_sent_back(api: Api) -> None:
+    case_id = agree_on_return(api)["id"]
+    buyer = signed_in(api, "buyer", "b_1")
+    page = buyer.get(f"/portal/cases/{case_id}")
+    assert 'name="confirm" value="yes" required' in page.text
+    assert "I understand the case closes without a refund" in page.text
+    assert "already sent the item back" not in page.text
+    ship_return(api, case_id)
+    page = buyer.get(f"/portal/cases/{case_id}")
+    assert "You have already sent the item back; withdrawing gives up the refund." in page.text
+    before = snapshot(api)
+
+    refused = buyer.post(f"/portal/cases/{case_id}/withdraw", data={"csrf_token": csrf(page)})
+
+    assert refused.status_code == 400
+    assert "To withdraw the case, tick" in refused.text and "Nothing was changed" in refused.text
+    assert snapshot(api) == before
+    withdrawn = buyer.post(
+        f"/portal/cases/{case_id}/withdraw",
+        data={"csrf_token": csrf(page), "confirm": "yes"},
+        follow_redirects=False,
+    )
+    assert withdrawn.status_code == 303
+    case = api.as_("operator")("GET", f"/v1/cases/{case_id}").json()
+    assert (case["status"], case["outcome"]) == ("resolved", "withdrawn")
+
+
+def test_the_buyer_is_asked_to_ship_only_once_there_is_somewhere_to_send_it(api: Api) -> None:
+    case_id = agree_on_return_without_address(api)["id"]
+    buyer = signed_in(api, "buyer", "b_1")
+    page = buyer.get(f"/portal/cases/{case_id}").text
+    assert "The seller has not yet said where to send the item" in page
+    assert "I have shipped the return" not in page and 'name="tracking_number"' not in page
+
+    added = api.as_("seller", "s_1")(
+        "POST", f"/v1/cases/{case_id}/return/address", json={"address": RETURN_ADDRESS}
+    )
+    assert added.status_code == 200, added.text
+
+    page = buyer.get(f"/portal/cases/{case_id}").text
+    assert "I have shipped the return" in page and 'name="tracking_number"' in page
+    assert "The seller has not yet said where to send the item" not in page
+
+
+def test_the_decision_form_warns_when_no_return_address_is_known(api: Api) -> None:
+    mediator = signed_in(api, "mediator", "m_1")
+    with_address = mediator.get(f"/console/cases/{escalated_case(api)}").text
+    assert "No return address is known for this case" not in with_address
+
+    case_id = escalated_on(api, "o_2", seller_terms=TERMS_WITHOUT_ADDRESS)
+    page = mediator.get(f"/console/cases/{case_id}").text
+    assert "No return address is known for this case" in page
+
+
+def test_outcomes_have_their_own_badge_and_cards_name_the_item(api: Api) -> None:
+    case_id = agree_on_return(api)["id"]
+    buyer = signed_in(api, "buyer", "b_1")
+    page = buyer.get(f"/portal/cases/{case_id}")
+    buyer.post(
+        f"/portal/cases/{case_id}/withdraw", data={"csrf_token": csrf(page), "confirm": "yes"}
+    )
+    cases = buyer.get("/portal/cases").text
+    assert "badge-resolved badge-outcome-withdrawn" in cases
+    title = api.as_("operator")("GET", "/v1/orders/o_1").json()["lines"][0]["title"]
+    assert f"</strong>: {title} · order o_1</a>" in cases

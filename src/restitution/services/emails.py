@@ -17,6 +17,7 @@ from sqlalchemy import Connection
 
 from restitution.adapters.db import messaging as db
 from restitution.adapters.notify.email import DEFAULT_LOCALE, render
+from restitution.domain.deadline_words import deadline_words
 from restitution.services.context import App
 from restitution.services.parties import PartyContact, get_contacts
 from restitution.services.ports import OutgoingEmail
@@ -61,6 +62,11 @@ ACTION_TEMPLATES = {("awaiting_return_shipment", "seller"): "return_instructions
 # Who else is told of a turn that is not theirs, and with which template, by (status, role):
 # a buyer whose return is agreed (or decided) while the seller owes them an address.
 ALSO_TOLD = {("awaiting_return_shipment", "seller"): ("buyer", "return_address_pending")}
+
+
+# The deadlines whose reminder says what their passing costs: the buyer's refund (D3), the
+# seller's say in the case (D1, and D3 while the buyer has no return address).
+SPECIFIC_CONSEQUENCES = frozenset({"D1", "D3"})
 
 
 @dataclass(frozen=True)
@@ -216,6 +222,15 @@ def _case_url(app: App, role: str, case_id: Any) -> str:
     return f"{app.settings.public_url.rstrip('/')}/{area}/cases/{case_id}"
 
 
+def deadline_consequence(deadline: Mapping[str, Any]) -> str:
+    """What happens when this deadline passes, as the case page says it, where the general
+    "the case moves on" would hide what is at stake; "" elsewhere."""
+    kind = str(deadline.get("kind") or "")
+    if kind not in SPECIFIC_CONSEQUENCES:
+        return ""
+    return deadline_words(kind, str(deadline.get("action") or ""))[1]
+
+
 def _case_context(
     app: App,
     conn: Connection,
@@ -239,6 +254,7 @@ def _case_context(
     if deadline:
         context["deadline_due_at"] = deadline.get("due_at")
         context["deadline_auto"] = deadline.get("auto", True)
+        context["deadline_otherwise"] = deadline_consequence(deadline)
     if event_type == "refund.failed" and case_id is not None:
         refund = db.refund_for_case(conn, case_id)
         if refund is not None:

@@ -49,6 +49,21 @@ def buyer_orders(app: App, principal: Principal) -> list[Order]:
         return db.buyer_orders(conn, principal.party_id, MAX_ORDERS)
 
 
+def case_items(app: App, cases: Sequence[Case]) -> dict[str, str]:
+    """case id → the title of the case's first line, the orders read in one query. Only for
+    cases the caller may already see (their orders' titles are on the case page)."""
+    with app.db.transaction(write=False) as conn:
+        found = Repository(conn).get_orders({case.order_id for case in cases})
+    titles = {(o.order_id, line.line_id): line.title for o in found for line in o.lines}
+    items = {}
+    for case in cases:
+        title = titles.get((case.order_id, case.lines[0].line_id)) if case.lines else None
+        if title:
+            more = len(case.lines) - 1
+            items[case.id] = f"{title} and {more} more" if more else title
+    return items
+
+
 def open_cases_by_line(app: App, order_id: str) -> dict[str, str]:
     """line id → the id of the case on it that is not resolved yet."""
     with app.db.transaction(write=False) as conn:

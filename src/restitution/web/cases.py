@@ -13,6 +13,7 @@ from starlette.datastructures import FormData
 from restitution.api.schemas import MAX_ADDRESS_TEXT, MAX_POSTAL_CODE, MAX_SHIPPING_TEXT, MAX_URL
 from restitution.domain import cases as domain
 from restitution.domain.cases import Case, allowed_actions
+from restitution.domain.deadline_words import deadline_words
 from restitution.domain.eligibility import FULL_REFUND, remedies_for
 from restitution.domain.errors import DomainError, InvalidInput, NotFound
 from restitution.domain.orders import Address
@@ -44,25 +45,6 @@ PARTY_NAMES = {
     "system": "Restitution",
 }
 
-# What the party who holds the deadline must do, and what happens when it passes.
-DEADLINE_WORDS: dict[str, tuple[str, str]] = {
-    "D1": ("answer the buyer's request", "the request is accepted automatically"),
-    "D2": ("reach an agreement", "the case goes to the platform automatically"),
-    "D3": ("ship the return", "the case closes without a refund"),
-    "D4": ("receive the return", "the case goes to the platform"),
-    "D5": ("inspect the returned item", "the inspection passes and the refund is issued"),
-    "D6": ("ship the replacement", "it becomes a full refund"),
-    "D7": ("decide the case", "it is reported as late; nothing happens automatically"),
-}
-# A deadline whose words depend on its action: D3 runs against the seller while the buyer
-# has no return address or label.
-DEADLINE_ACTION_WORDS: dict[tuple[str, str], tuple[str, str]] = {
-    ("D3", "auto_escalate"): (
-        "give the buyer a return address or a prepaid label",
-        "the case goes to the platform",
-    ),
-}
-
 # Actions shown as their own form on the case page, in this order.
 FORM_ACTIONS = (
     "accept",
@@ -81,6 +63,13 @@ FORM_ACTIONS = (
     "withdraw",
 )
 NEEDS_NO_ACTION = frozenset({"post_message", "withdraw", "escalate"})
+# Who moves next in a status without a deadline (the deadline's party, where there is one).
+EXPECTED_MOVE = {"awaiting_seller": "seller", "awaiting_buyer": "buyer", "under_review": "mediator"}
+# Events that report what happened to a refund: their sentence names no one ("The refund
+# failed", not "The marketplace The refund failed").
+REPORTED = frozenset({"refund.succeeded", "refund.failed"})
+STAFF = frozenset({"mediator", "operator"})
+WITHDRAW_CONFIRMATION = "I understand the case closes without a refund"
 
 
 @dataclass
@@ -188,11 +177,16 @@ def describe(stored: StoredEvent, principal: Principal, app: App) -> Entry:
     elif kind == "refund.succeeded":
         entry.says = "The refund was sent to the original payment method"
     elif kind == "refund.failed":
-        entry.says = "The refund failed"
-        entry.note = str(data.get("reason") or "")
+        if principal.role in STAFF:  # the gateway's own words are for the staff to act on
+            entry.says = "The refund failed"
+            entry.note = str(data.get("reason") or "")
+        else:
+            entry.says = (
+                "The refund did not go through yet; the marketplace's staff will try it again"
+            )
     elif kind == "refund.retried":
         entry.says = "asked for the refund to be tried again"
-    if automatic:
+    if automatic or kind in REPORTED:
         entry.who = ""
     return entry
 
@@ -220,12 +214,11 @@ def deadline_view(case: Case, app: App, principal: Principal) -> dict[str, Any] 
     deadline = case.deadline
     if deadline is None:
         return None
-    todo, otherwise = DEADLINE_ACTION_WORDS.get((deadline.kind, deadline.action)) or (
-        DEADLINE_WORDS.get(deadline.kind, ("act", "the case moves on"))
-    )
+    todo, otherwise = deadline_words(deadline.kind, deadline.action)
     mine = deadline.party == principal.role
     if principal.role == "buyer":  # "Waiting for the seller to answer your request"
         todo = todo.replace("the buyer's", "your").replace("the buyer", "you")
+        otherwise = otherwise.replace("the buyer's", "your")
     return {
         "due_at": deadline.due_at,
         "mine": mine,
@@ -259,6 +252,7 @@ def case_page(app: App, principal: Principal, case_id: str) -> dict[str, Any]:
         "return_to": _return_to(case),
         # R2: the buyer keeps the item for less than a full refund (the seller may offer more)
         "buyer_may_keep_for_full": FULL_REFUND in remedies_for(app.policy, case.reason)[1],
+        "withdraw_confirmation": WITHDRAW_CONFIRMATION,
     }
 
 
@@ -271,6 +265,14 @@ def _return_to(case: Case) -> str:
 
 
 def needs_action(case: Case, app: App, principal: Principal) -> bool:
+    """Whether the case waits for the principal: the current deadline is theirs (without
+    one, the status names them as the one to move) and they have a move that answers it.
+
+    A case waiting for the other party is not counted, though the principal could still
+    revise an offer or withdraw: those never become due."""
+    party = case.deadline.party if case.deadline else EXPECTED_MOVE.get(case.status)
+    if party != principal.role:
+        return False
     actions = allowed_actions(case, principal.actor(), app.context())
     return any(action not in NEEDS_NO_ACTION for action in actions)
 
@@ -315,6 +317,12 @@ async def command_from_form(
     if action == "escalate":
         return domain.Escalate(text(form, "reason"))
     if action == "withdraw":
+        if text(form, "confirm") != "yes":
+            raise InvalidInput(
+                "confirmation_required",
+                f"To withdraw the case, tick “{WITHDRAW_CONFIRMATION}”. Nothing was changed.",
+                param="confirm",
+            )
         return domain.Withdraw(text(form, "reason"))
     if action == "make_offer":
         return domain.MakeOffer(terms_from_form(form, case))
@@ -428,10 +436,12 @@ def review_context(app: App, principal: Principal, case: Case, order: Any) -> di
         case.reason,
     )  # fmt: skip
     cited = [c.id for v in verdicts for c in v.clauses]
-    for stored in service.case_events(app, principal, case.id):
+    events = service.case_events(app, principal, case.id)
+    for stored in events:
         cited.extend(stored.chained.clauses)
     rates = insights.dispute_rates(app, case.seller_id)
     return {
+        "seller_answer": seller_answer(events),
         "offers_by": {
             side: [offer for offer in case.offers if offer.by == side]
             for side in ("buyer", "seller", "mediator")
@@ -442,6 +452,23 @@ def review_context(app: App, principal: Principal, case: Case, order: Any) -> di
             row for row in insights.buyer_history(app, case.buyer_id) if row.id != case.id
         ],
     }
+
+
+def seller_answer(events: list[StoredEvent]) -> str:
+    """The seller's last answer to an offer, in words, from the case's events."""
+    answer = "has not answered yet"
+    for stored in events:
+        event = stored.chained
+        if event.type == "case.offer_accepted" and event.actor_role == "seller":
+            answer = "accepted the buyer's offer"
+        elif event.type == "case.offer_accepted" and event.data.get("automatic"):
+            answer = "did not answer in time; the buyer's request was accepted automatically"
+        elif event.type == "case.offer_made" and event.actor_role == "seller":
+            answer = "countered with an offer of their own"
+        elif event.type == "case.offer_rejected" and event.actor_role == "seller":
+            reason = str(event.data.get("reason") or "").strip()
+            answer = "rejected the buyer's offer" + (f": “{reason}”" if reason else "")
+    return answer
 
 
 def _clause_order(clause_id: str) -> tuple[int, str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import Response
@@ -148,6 +149,12 @@ def create_console(app: App, operator_key: str) -> FastAPI:
             case_views.review_context(application, principal, context["case"], context["order"])
         )
         return render(request, "console_case.html", {**context, "title": f"Review {case_id}"})
+
+    @web.get("/cases/{case_id}/{action}")
+    def action_address(request: Request, case_id: Id, action: Id) -> Response:
+        """A form's address opened (reloaded after a refusal, or gone back to): the case."""
+        signed_in(request, "mediator")
+        return redirect(f"/console/cases/{quote(case_id, safe='')}")
 
     @web.post("/cases/{case_id}/{action}")
     async def act(request: Request, case_id: Id, action: Id) -> Response:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.responses import Response
@@ -165,6 +166,7 @@ def create_portal(app: App, operator_key: str) -> FastAPI:
                 "cases": shown,
                 "needs_me": needs == "me",
                 "waiting_ids": {c.id for c in waiting},
+                "items": insights.case_items(app, shown),
                 "total": len(found),
                 "title": "Cases on my orders" if principal.role == "seller" else "My cases",
             },
@@ -175,6 +177,12 @@ def create_portal(app: App, operator_key: str) -> FastAPI:
         principal = signed_in(request, *PARTIES)
         context = case_views.case_page(get_app(request), principal, case_id)
         return render(request, "case.html", {**context, "title": f"Case {case_id}"})
+
+    @web.get("/cases/{case_id}/{action}")
+    def action_address(request: Request, case_id: Id, action: Id) -> Response:
+        """A form's address opened (reloaded after a refusal, or gone back to): the case."""
+        signed_in(request, *PARTIES)
+        return redirect(f"/portal/cases/{quote(case_id, safe='')}")
 
     @web.post("/cases/{case_id}/{action}")
     async def act(request: Request, case_id: Id, action: Id) -> Response:
