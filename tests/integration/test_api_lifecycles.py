@@ -356,6 +356,22 @@ def test_quality_claim_asking_for_everything_without_a_return_is_refused_by_r2(a
     ok(api.open_case(reason="quality_issue", request=refund_request(FULL_L1 - 1)), 201)
 
 
+def test_quality_claim_asks_for_a_replacement_with_the_item_s_return(api: Api) -> None:
+    """R2: a replacement is for the item sent back; kept, the seller's silence would turn
+    it into a full refund (D6) on top of the item."""
+    api.put_order()
+
+    kept = api.open_case(reason="quality_issue", request={"kind": "replacement"})
+
+    error = assert_error(kept, 422, "policy_violation", "replacement_needs_return")
+    assert (error["clauses"], error["param"]) == (["R2"], "return_required")
+    assert api.client.get("/v1/cases", headers=api.auth()).json()["data"] == []
+    swapped = api.open_case(
+        reason="quality_issue", request={"kind": "replacement", "return_required": True}
+    )
+    assert ok(swapped, 201)["current_offer"]["return_required"] is True
+
+
 def test_quality_claim_may_ask_for_everything_with_a_return(api: Api) -> None:
     api.put_order()
 

@@ -19,8 +19,10 @@ from restitution.web import sessions
 from tests.integration.case_steps import (
     RETURN_ADDRESS,
     TERMS_WITHOUT_ADDRESS,
+    agree_on_replacement,
     agree_on_return,
     agree_on_return_without_address,
+    seller,
     ship_return,
 )
 from tests.integration.conftest import PNG, Api
@@ -384,6 +386,28 @@ def test_a_quality_claim_cannot_keep_the_item_for_the_full_amount(api: Api) -> N
         follow_redirects=False,
     )
     assert opened.status_code == 303, opened.text
+
+
+def test_a_quality_claim_for_a_replacement_sends_the_item_back(api: Api) -> None:
+    """R2: the portal asks for the replacement with the item's return, which the domain
+    requires (else the buyer keeps the item and gets another)."""
+    api.put_order()
+    buyer = signed_in(api, "buyer", "b_1")
+    form = buyer.get("/portal/orders/o_1/claim?line=l1&reason=quality_issue")
+    claim = {"csrf_token": csrf(form), "reason": "quality_issue", "line": "l1",
+             "remedy": "replacement", "description": "It rattles."}  # fmt: skip
+
+    opened = buyer.post(
+        "/portal/orders/o_1/claim",
+        data=claim,
+        files={"evidence": ("rattle.png", PNG, "image/png")},
+        follow_redirects=False,
+    )
+
+    assert opened.status_code == 303, opened.text
+    [case] = api.as_("operator")("GET", "/v1/cases?order_id=o_1").json()["data"]
+    assert case["current_offer"]["kind"] == "replacement"
+    assert case["current_offer"]["return_required"] is True
 
 
 def test_on_a_quality_claim_the_buyer_is_not_offered_a_full_refund_to_keep_it(api: Api) -> None:
@@ -833,6 +857,16 @@ def test_needs_my_action_counts_only_the_cases_whose_turn_is_mine(api: Api) -> N
     assert "Needs my action (1)" in buyer.get("/portal/cases").text
     assert case_id in buyer.get("/portal/cases?needs=me").text
     assert "Needs my action (0)" in seller.get("/portal/cases").text
+
+
+def test_a_replacement_on_its_way_needs_the_buyer_to_say_it_came(api: Api) -> None:
+    """No deadline runs while a replacement travels: only the buyer can move the case on."""
+    case_id = agree_on_replacement(api)["id"]
+    shipped = seller(api, case_id, "replacement/shipment", carrier="DHL", tracking_number="JD1")
+    assert (shipped["status"], shipped["deadline"]) == ("replacement_in_transit", None)
+
+    assert "Needs my action (1)" in signed_in(api, "buyer", "b_1").get("/portal/cases").text
+    assert "Needs my action (0)" in signed_in(api, "seller", "s_1").get("/portal/cases").text
 
 
 def test_a_case_action_address_opened_directly_leads_to_the_case(api: Api) -> None:

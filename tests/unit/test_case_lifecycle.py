@@ -600,6 +600,29 @@ def test_buyer_cannot_counter_with_a_full_refund_without_return_on_an_r2_case(ru
     assert case.status == "awaiting_buyer" and case.current_offer.by == "seller"
 
 
+@pytest.mark.parametrize("reason", ["quality_issue", "not_as_described"])
+def test_an_r2_buyer_asks_for_a_replacement_with_the_item_s_return(open_at, reason):
+    """Else the buyer keeps the item and gets a new one, or, should the seller never ship
+    it, the full refund of D6 on top."""
+    with pytest.raises(PolicyViolation) as refused:
+        open_at(T0, reason=reason, request=OfferTerms("replacement"))
+    assert (refused.value.code, refused.value.clauses) == ("replacement_needs_return", ("R2",))
+    assert refused.value.param == "return_required"
+    swapped = open_at(T0, reason=reason, request=OfferTerms("replacement", None, True))
+    assert swapped.current_offer.return_required
+
+
+def test_an_r1_buyer_may_ask_for_a_replacement_and_keep_the_broken_item(open_at):
+    case = open_at(T0, reason="damaged", request=OfferTerms("replacement"))
+    assert not case.current_offer.return_required
+
+
+def test_an_r2_replacement_the_seller_never_ships_refunds_after_the_return(run, open_at):
+    case = open_at(T0, reason="quality_issue", request=OfferTerms("replacement", None, True))
+    case = run(case, Accept(), SELLER).case
+    assert case.status == "awaiting_return_shipment"  # not a replacement before the return
+
+
 def test_seller_may_offer_a_full_refund_without_return_on_an_r2_case(run, open_at):
     """Only the buyer's asking is limited by R2: a seller may be generous."""
     case = open_at(T0, reason="quality_issue", request=PARTIAL)

@@ -50,6 +50,7 @@ from restitution.domain.cases import (
     deadline_command,
     return_instructions_since,
 )
+from restitution.domain.eligibility import keeps_item_for_full_remedy
 from restitution.domain.errors import DomainError
 from restitution.domain.money import Money
 from restitution.domain.orders import Address
@@ -177,7 +178,14 @@ class CaseMachine(RuleBasedStateMachine):
         order_has_return_address=st.booleans(),
     )
     def open(self, reason, amount, wants_return, kind, order_has_return_address):
-        return_required = reason == "changed_mind" or (reason != "not_received" and wants_return)
+        # A request the buyer may make (R2: keeping the item is for less than everything)
+        keeps_whole = keeps_item_for_full_remedy(type(self).policy, reason)
+        return_required = reason == "changed_mind" or (
+            reason != "not_received"
+            and (wants_return or (kind == "replacement" and not keeps_whole))
+        )
+        if not keeps_whole and not return_required:
+            amount = min(amount, REFUNDABLE - 1)
         terms = OfferTerms(
             kind, Money(amount, "USD") if kind == "refund" else None, return_required
         )

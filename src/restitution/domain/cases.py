@@ -851,16 +851,26 @@ def validate_terms(case: Case, terms: OfferTerms, by: str, policy: Policy) -> No
             param="return_required",
             clauses=("R3",),
         )
-    if (
-        by == "buyer"
-        and terms.kind == "refund"
-        and terms.amount is not None
-        and not terms.return_required
-        and terms.amount >= case.refundable
-    ):
+    keeps_the_item_for_everything = not terms.return_required and (
+        terms.kind == "replacement"
+        or (terms.kind == "refund" and terms.amount is not None and terms.amount >= case.refundable)
+    )
+    if by == "buyer" and keeps_the_item_for_everything:
         clause, remedies = remedies_for(policy, case.reason)
         if FULL_REFUND not in remedies:
             reason = REASON_NAMES.get(case.reason, case.reason.replace("_", " "))
+            if terms.kind == "replacement":
+                # Else the buyer would keep the item and get a new one, or, if the seller
+                # never ships it, a full refund (D6) on top.
+                raise PolicyViolation(
+                    "replacement_needs_return",
+                    f"For “{reason}” a replacement is sent for the item sent back: ask for it "
+                    f"with the item's return, or keep the item with a partial refund of less "
+                    f"than {case.refundable}.",
+                    param="return_required",
+                    clauses=(clause,),
+                    money=case.refundable,
+                )
             raise PolicyViolation(
                 "full_refund_needs_return",
                 f"For “{reason}” you can keep the item with a partial refund of less than "

@@ -424,6 +424,12 @@ def remedies_for(policy: Policy, reason: str) -> tuple[str, tuple[str, ...]]:
     return "R3", (RETURN_AND_REFUND,)
 
 
+def keeps_item_for_full_remedy(policy: Policy, reason: str) -> bool:
+    """Whether, for `reason`, the buyer may keep the item and still be made whole (a full
+    refund or a replacement without sending it back): R1's reasons; not R2's or R3's."""
+    return FULL_REFUND in remedies_for(policy, reason)[1]
+
+
 class _VerdictBuilder:
     """Collects the clauses that applied while the checks run, then writes the verdict."""
 

@@ -14,10 +14,10 @@ from restitution.api.schemas import MAX_ADDRESS_TEXT, MAX_POSTAL_CODE, MAX_SHIPP
 from restitution.domain import cases as domain
 from restitution.domain.cases import Case, allowed_actions
 from restitution.domain.deadline_words import deadline_words
-from restitution.domain.eligibility import FULL_REFUND, remedies_for
+from restitution.domain.eligibility import keeps_item_for_full_remedy
 from restitution.domain.errors import DomainError, InvalidInput, NotFound
 from restitution.domain.orders import Address
-from restitution.domain.policy import Clause
+from restitution.domain.policy import Clause, Policy
 from restitution.services import cases as service
 from restitution.services import insights, orders, refunds
 from restitution.services.auth import Principal
@@ -64,7 +64,14 @@ FORM_ACTIONS = (
 )
 NEEDS_NO_ACTION = frozenset({"post_message", "withdraw", "escalate"})
 # Who moves next in a status without a deadline (the deadline's party, where there is one).
-EXPECTED_MOVE = {"awaiting_seller": "seller", "awaiting_buyer": "buyer", "under_review": "mediator"}
+# Whose move a case without a deadline waits for (the replacement's arrival has no deadline:
+# only the buyer can say it came).
+EXPECTED_MOVE = {
+    "awaiting_seller": "seller",
+    "awaiting_buyer": "buyer",
+    "under_review": "mediator",
+    "replacement_in_transit": "buyer",
+}
 # Events that report what happened to a refund: their sentence names no one ("The refund
 # failed", not "The marketplace The refund failed").
 REPORTED = frozenset({"refund.succeeded", "refund.failed"})
@@ -251,7 +258,7 @@ def case_page(app: App, principal: Principal, case_id: str) -> dict[str, Any]:
         "label_url": _safe_url(case.return_shipment.label_url) if case.return_shipment else None,
         "return_to": _return_to(case),
         # R2: the buyer keeps the item for less than a full refund (the seller may offer more)
-        "buyer_may_keep_for_full": FULL_REFUND in remedies_for(app.policy, case.reason)[1],
+        "buyer_may_keep_for_full": keeps_item_for_full_remedy(app.policy, case.reason),
         "withdraw_confirmation": WITHDRAW_CONFIRMATION,
     }
 
@@ -286,8 +293,10 @@ def queue(app: App, principal: Principal, flt: CaseFilter) -> list[Case]:
     return service.cases_by_deadline(app, principal, flt, limit=QUEUE_LIMIT)
 
 
-def terms_from_form(form: FormData, case: Case) -> domain.OfferTerms:
-    """A remedy chosen on a form as offer terms: the domain judges whether they are allowed."""
+def terms_from_form(form: FormData, case: Case, policy: Policy) -> domain.OfferTerms:
+    """A remedy chosen on a form as offer terms: the domain judges whether they are allowed.
+    A replacement goes with the item's return where the reason does not let the buyer keep
+    it (R2), whoever proposes it here."""
     remedy = text(form, "remedy")
     payer = text(form, "return_shipping_paid_by") or None
     amount_text = text(form, "amount")
@@ -303,7 +312,10 @@ def terms_from_form(form: FormData, case: Case) -> domain.OfferTerms:
             )
         return domain.OfferTerms("refund", amount, False, payer)
     if remedy == "replacement":
-        return domain.OfferTerms("replacement", None, text(form, "return_required") == "yes", payer)
+        returned = text(form, "return_required") == "yes" or not keeps_item_for_full_remedy(
+            policy, case.reason
+        )
+        return domain.OfferTerms("replacement", None, returned, payer)
     raise InvalidInput("remedy_required", "Choose what you are asking for.", param="remedy")
 
 
@@ -325,7 +337,7 @@ async def command_from_form(
             )
         return domain.Withdraw(text(form, "reason"))
     if action == "make_offer":
-        return domain.MakeOffer(terms_from_form(form, case))
+        return domain.MakeOffer(terms_from_form(form, case, app.policy))
     if action == "mark_return_delivered":
         return domain.MarkReturnDelivered()
     if action == "confirm_replacement_delivered":

@@ -18,6 +18,7 @@ from restitution.domain.eligibility import (
     REPLACEMENT,
     RETURN_AND_REFUND,
     Verdict,
+    keeps_item_for_full_remedy,
 )
 from restitution.domain.errors import DomainError, InvalidInput
 from restitution.domain.money import Money
@@ -236,8 +237,10 @@ def _opening_terms(
                 "amount_required", "Enter the amount of the partial refund.", param="amount"
             )
         return domain.OfferTerms("refund", parse_amount(amount_text, order.currency), False)
-    if remedy == REPLACEMENT:
-        return domain.OfferTerms("replacement")
+    if remedy == REPLACEMENT:  # for the item sent back, unless the reason lets the buyer keep it
+        return domain.OfferTerms(
+            "replacement", None, not keeps_item_for_full_remedy(app.policy, reason)
+        )
     raise InvalidInput("remedy_required", "Choose what you would like.", param="remedy")
 
 
