@@ -4,6 +4,7 @@ mediators, and return postage reimbursed when the seller pays return shipping (S
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -288,6 +289,21 @@ def test_a_mediator_opens_the_case_of_a_failed_refund_and_retries_it(api: Api) -
     assert resolved["refunded"]["amount"] == settled["amount"]["amount"] == FULL_L1
     assert resolved["refunded"]["amount"] <= resolved["refundable"]["amount"]
     assert audit.verify(api.app, case["id"]).broken == []
+
+
+def test_a_refund_retried_a_week_later_is_expected_counted_from_the_retry(api: Api) -> None:
+    """F1: the buyer is told when the money should arrive; a refund retried later cannot
+    arrive by the date its first attempt promised."""
+    case, refund = _failed_for_good(api, FakeGateway(failures=MAX_ATTEMPTS))
+    api.advance(days=7)
+    api.forget_tokens()
+
+    retried = ok(_retry(api, refund["id"], "mediator", "m_1"))
+
+    first, again = (datetime.fromisoformat(r["expected_by"]) for r in (refund, retried))
+    assert again - first >= timedelta(days=7)
+    shown = ok(api.as_("buyer", "b_1")("GET", f"/v1/refunds?case_id={case['id']}"))["data"]
+    assert shown[0]["expected_by"] == retried["expected_by"]
 
 
 def test_a_retried_refund_that_still_fails_fails_again_after_as_many_attempts(api: Api) -> None:

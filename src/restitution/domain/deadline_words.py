@@ -24,6 +24,16 @@ DEADLINE_ACTION_WORDS: dict[tuple[str, str], tuple[str, str]] = {
 GENERAL_WORDS = ("act", "the case moves on")
 
 
-def deadline_words(kind: str, action: str) -> tuple[str, str]:
-    """(what to do, what happens otherwise) for a deadline of this kind and action."""
-    return DEADLINE_ACTION_WORDS.get((kind, action)) or DEADLINE_WORDS.get(kind, GENERAL_WORDS)
+def deadline_words(kind: str, action: str, reader: str | None = None) -> tuple[str, str]:
+    """(what to do, what happens otherwise) for a deadline of this kind and action; as the
+    buyer reads them when `reader` is "buyer" ("answer your request", not "the buyer's")."""
+    todo, otherwise = DEADLINE_ACTION_WORDS.get((kind, action)) or DEADLINE_WORDS.get(
+        kind, GENERAL_WORDS
+    )
+    if reader == "buyer":
+        return _to_the_buyer(todo), _to_the_buyer(otherwise)
+    return todo, otherwise
+
+
+def _to_the_buyer(words: str) -> str:
+    return words.replace("the buyer's", "your").replace("the buyer", "you")

@@ -27,6 +27,7 @@ import structlog
 
 from restitution.adapters.db import refunds as rows
 from restitution.adapters.db.repository import Repository
+from restitution.domain.advice import expected_refund_by
 from restitution.domain.cases import (
     SYSTEM,
     Actor,
@@ -288,7 +289,11 @@ def retry(app: App, principal: Principal, refund_id: str, *, case_id: str | None
         actor = Actor("operator", "operator") if principal.is_operator else principal.actor()
         amount = Money(refund.amount, refund.currency)
         result = apply(case, RetryRefund(refund.id, amount), actor, ctx)
-        rows.retry(conn, refund.id, ctx.now)
+        # The buyer is told when to expect it (F1): counted again from the new attempt.
+        order = repo.get_order(case.order_id)
+        country = order.buyer_country if order is not None else None
+        expected_by = expected_refund_by(app.policy, refund.method, ctx.now, country)
+        rows.retry(conn, refund.id, ctx.now, expected_by)
         record(app, repo, case, result)
         return repo.get_refund(refund_id)
 

@@ -221,11 +221,8 @@ def deadline_view(case: Case, app: App, principal: Principal) -> dict[str, Any] 
     deadline = case.deadline
     if deadline is None:
         return None
-    todo, otherwise = deadline_words(deadline.kind, deadline.action)
+    todo, otherwise = deadline_words(deadline.kind, deadline.action, principal.role)
     mine = deadline.party == principal.role
-    if principal.role == "buyer":  # "Waiting for the seller to answer your request"
-        todo = todo.replace("the buyer's", "your").replace("the buyer", "you")
-        otherwise = otherwise.replace("the buyer's", "your")
     return {
         "due_at": deadline.due_at,
         "mine": mine,

@@ -94,14 +94,18 @@ def schedule_retry(
     )
 
 
-def retry(conn: Connection, refund_id: str, now: datetime) -> None:
-    """A failed refund pending again and due at once; its next `refund_max_attempts` count
-    from the attempts made so far."""
+def retry(conn: Connection, refund_id: str, now: datetime, expected_by: datetime) -> None:
+    """A failed refund pending again and due at once, expected anew from now; its next
+    `refund_max_attempts` count from the attempts made so far."""
     r = t.refunds.c
     conn.execute(
         update(t.refunds)
         .where(r.id == refund_id)
         .values(
-            status="pending", attempts_before_retry=r.attempts, next_attempt_at=now, updated_at=now
+            status="pending",
+            attempts_before_retry=r.attempts,
+            next_attempt_at=now,
+            expected_by=expected_by,
+            updated_at=now,
         )
     )
